@@ -1,0 +1,91 @@
+"""flowstar: durable workflows mixing machine steps and human steps, for async Python."""
+
+from flowstar.engine.bus import EventBus
+from flowstar.engine.clock import Clock, ManualClock, SystemClock
+from flowstar.engine.core import Engine
+from flowstar.engine.groups import ParallelGroup, SequentialGroup, StepGroup
+from flowstar.engine.local import LocalExecutionEngine
+from flowstar.engine.views import WorkflowInstance
+from flowstar.exceptions import (
+    ConcurrencyError,
+    ConditionEvaluationError,
+    ContextSerializationError,
+    FlowstarError,
+    FormValidationError,
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    StepExecutionError,
+    StepTimeoutError,
+    TaskAlreadyCompletedError,
+    TaskNotFoundError,
+    UnsafeExpressionError,
+    ValidationError,
+    WorkflowNotFoundError,
+    WorkflowsError,
+)
+from flowstar.model.conditions import Condition
+from flowstar.model.context import StepExecution, WorkflowContext
+from flowstar.model.definition import Edge, WorkflowDefinition, WorkflowGraph
+from flowstar.model.enums import StepStatus, StepType, TaskStatus, WorkflowStatus
+from flowstar.model.gateways import BaseGateway, ExclusiveGateway, ParallelGateway
+from flowstar.model.protocols import ExecutionEngine
+from flowstar.model.registry import WorkflowRegistry
+from flowstar.model.retry import RetryPolicy
+from flowstar.model.state import HumanTask, StepRecord
+from flowstar.model.steps import BaseHumanStep, BaseMachineStep, BaseStep, Step
+from flowstar.model.waits import TimerStep, WebhookStep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseGateway",
+    "BaseHumanStep",
+    "BaseMachineStep",
+    "BaseStep",
+    "Clock",
+    "ConcurrencyError",
+    "Condition",
+    "ConditionEvaluationError",
+    "ContextSerializationError",
+    "Edge",
+    "Engine",
+    "EventBus",
+    "ExclusiveGateway",
+    "ExecutionEngine",
+    "FlowstarError",
+    "FormValidationError",
+    "HumanTask",
+    "InstanceNotFoundError",
+    "InvalidTransitionError",
+    "LocalExecutionEngine",
+    "ManualClock",
+    "ParallelGateway",
+    "ParallelGroup",
+    "RetryPolicy",
+    "SequentialGroup",
+    "Step",
+    "StepExecution",
+    "StepExecutionError",
+    "StepGroup",
+    "StepRecord",
+    "StepStatus",
+    "StepTimeoutError",
+    "StepType",
+    "SystemClock",
+    "TaskAlreadyCompletedError",
+    "TaskNotFoundError",
+    "TaskStatus",
+    "TimerStep",
+    "UnsafeExpressionError",
+    "ValidationError",
+    "WebhookStep",
+    "WorkflowContext",
+    "WorkflowDefinition",
+    "WorkflowGraph",
+    "WorkflowInstance",
+    "WorkflowNotFoundError",
+    "WorkflowRegistry",
+    "WorkflowStatus",
+    "WorkflowsError",
+    "__version__",
+]

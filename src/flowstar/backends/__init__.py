@@ -1,0 +1,1 @@
+"""Backends implementing the engine's ports."""

@@ -1,0 +1,202 @@
+"""The inline dispatcher: runs activations as tasks on the current event loop.
+
+Due activations start at once; future ones (timers, retry back-offs) wait in one heap served
+by a single scheduler task, so a thousand waiting timers hold no asyncio task each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Sequence
+from contextvars import ContextVar
+from contextvars import Token as VarToken
+from datetime import datetime
+
+import structlog
+
+from flowstar.engine.clock import Clock, SystemClock
+from flowstar.engine.ports import ActivationRunner
+from flowstar.model.state import Token
+
+__all__ = ["InlineDispatcher"]
+
+log = structlog.get_logger("flowstar.dispatch")
+
+# The instance whose activations the current task runs inline, and its queue of them.
+_DRIVE: ContextVar[tuple[str, list[str]] | None] = ContextVar("flowstar_inline_drive", default=None)
+_YIELD_EVERY = 32
+
+
+class _Driving:
+    """The context manager ``InlineDispatcher.driving`` returns.
+
+    A plain class rather than ``contextlib.asynccontextmanager``: that one costs an async
+    generator (and its loop bookkeeping) per call, and every engine call that starts work
+    enters one.
+    """
+
+    __slots__ = ("_dispatcher", "_instance_id", "_queue", "_reset")
+
+    def __init__(self, dispatcher: InlineDispatcher, instance_id: str) -> None:
+        self._dispatcher = dispatcher
+        self._instance_id = instance_id
+        self._queue: list[str] = []
+        self._reset: VarToken[tuple[str, list[str]] | None] | None = None
+
+    async def __aenter__(self) -> None:
+        self._reset = _DRIVE.set((self._instance_id, self._queue))
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._reset is not None:
+            _DRIVE.reset(self._reset)
+            self._reset = None
+        # Like a ``finally``: the queued activations run even when the block raised.
+        await self._dispatcher._drain(self._instance_id, self._queue)
+
+
+class InlineDispatcher:
+    """Runs each activation as an asyncio task in this process."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self._runner: ActivationRunner | None = None
+        self._inflight: dict[str, int] = {}
+        self._idle: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heap: list[tuple[datetime, int, str, str]] = []
+        self._queued: set[str] = set()
+        self._seq = 0
+        self._wake: asyncio.Event | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def bind(self, runner: ActivationRunner) -> None:
+        """Set the coroutine that executes one activation."""
+        self._runner = runner
+
+    def driving(self, instance_id: str) -> _Driving:
+        """Run, in the current task and after the block, the activations it dispatches.
+
+        The first due activation of each dispatch continues in the caller's task instead of
+        a new one (a linear chain of steps then costs no task switches); further ones, the
+        other branches of a fan-out, still run concurrently as tasks.
+        """
+        return _Driving(self, instance_id)
+
+    async def dispatch(self, instance_id: str, tokens: Sequence[Token]) -> None:
+        """Start due tokens now; queue the others for their due time."""
+        now: datetime | None = None
+        drive = _DRIVE.get()
+        inline = drive is not None and drive[0] == instance_id and not self._closed
+        for token in tokens:
+            due_at = token.due_at
+            if due_at is not None and now is None:
+                now = self.clock.now()  # only tokens with a due time need it
+            if due_at is None or (now is not None and due_at <= now):
+                if inline and drive is not None:
+                    inline = False
+                    self._track(instance_id, 1)
+                    drive[1].append(token.id)
+                else:
+                    self._start(instance_id, token.id)
+            elif token.id not in self._queued:
+                self._queued.add(token.id)
+                self._seq += 1
+                heapq.heappush(self._heap, (due_at, self._seq, instance_id, token.id))
+                self._ensure_scheduler()
+
+    def _start(self, instance_id: str, token_id: str) -> None:
+        if self._runner is None:
+            raise RuntimeError("dispatcher is not bound to an engine")
+        if self._closed:
+            return
+        self._track(instance_id, 1)
+        task = asyncio.create_task(self._drain(instance_id, [token_id]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _track(self, instance_id: str, change: int) -> None:
+        left = self._inflight.get(instance_id, 0) + change
+        if left:
+            self._inflight[instance_id] = left
+            if self._idle:
+                idle = self._idle.get(instance_id)
+                if idle is not None:
+                    idle.clear()
+            return
+        self._inflight.pop(instance_id, None)
+        if self._idle:
+            idle = self._idle.pop(instance_id, None)
+            if idle is not None:
+                idle.set()
+
+    async def _drain(self, instance_id: str, queue: list[str]) -> None:
+        """Run queued activations one after the other, picking up the ones they chain."""
+        if not queue:
+            return
+        assert self._runner is not None
+        reset = _DRIVE.set((instance_id, queue))
+        ran = 0
+        try:
+            while queue:
+                token_id = queue.pop(0)
+                try:
+                    await self._runner(instance_id, token_id)
+                except Exception:
+                    log.exception("activation crashed", instance_id=instance_id, token_id=token_id)
+                finally:
+                    self._track(instance_id, -1)
+                ran += 1
+                if ran % _YIELD_EVERY == 0:
+                    # A long chain of steps that never suspend must not starve other instances.
+                    await asyncio.sleep(0)
+        finally:
+            _DRIVE.reset(reset)
+
+    async def settled(self, instance_id: str) -> None:
+        """Wait until no activation of ``instance_id`` is running."""
+        if not self._inflight.get(instance_id):
+            return
+        idle = self._idle.setdefault(instance_id, asyncio.Event())
+        await idle.wait()
+
+    def _ensure_scheduler(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._scheduler is None or self._scheduler.done():
+            self._scheduler = asyncio.create_task(self._schedule())
+
+    async def _schedule(self) -> None:
+        assert self._wake is not None
+        while not self._closed:
+            self._wake.clear()
+            if not self._heap:
+                await self._wake.wait()
+                continue
+            due_at = self._heap[0][0]
+            if due_at > self.clock.now():
+                await self.clock.sleep_until(due_at, self._wake)
+                continue
+            _due, _seq, instance_id, token_id = heapq.heappop(self._heap)
+            self._queued.discard(token_id)
+            self._start(instance_id, token_id)
+
+    def running_instances(self) -> list[str]:
+        """Instances with an activation running in this process."""
+        return list(self._inflight)
+
+    @property
+    def scheduled(self) -> int:
+        """How many activations wait for their due time."""
+        return len(self._heap)
+
+    async def close(self) -> None:
+        """Stop scheduling and let running activations finish."""
+        self._closed = True
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            await asyncio.gather(self._scheduler, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

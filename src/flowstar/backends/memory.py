@@ -1,0 +1,150 @@
+"""The in-memory store: the state of record for the local engine, and the twin of the SQL one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from flowstar.model.definition import WorkflowDefinition
+from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps everything in dictionaries.
+
+    ``commit`` contains no ``await``, so on one event loop it is atomic; the version check
+    still rejects plans computed from an outdated state, exactly as the SQL store does.
+    States are replaced, never mutated, so a loaded state is a stable snapshot.
+    """
+
+    def __init__(self) -> None:
+        self.instances: dict[str, InstanceState] = {}
+        self.records: dict[str, list[StepRecord]] = {}
+        self.tasks: dict[str, HumanTask] = {}
+        self.definitions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.commits = 0
+
+    async def ensure_definition(self, definition: WorkflowDefinition) -> None:
+        """Remember the definition's description."""
+        self.definitions[(definition.name, definition.version)] = definition.describe()
+
+    async def load_instance(self, instance_id: str) -> InstanceState | None:
+        """The committed state, or None."""
+        return self.instances.get(instance_id)
+
+    async def commit(self, plan: CommitPlan) -> bool:
+        """Apply ``plan`` if the instance is still at ``plan.expected_version``."""
+        current = self.instances.get(plan.instance.id)
+        if (current.version if current is not None else 0) != plan.expected_version:
+            return False
+        instance_id = plan.instance.id
+        self.instances[instance_id] = plan.instance
+        records = self.records.get(instance_id)
+        if records is None:
+            records = self.records[instance_id] = []
+        records.extend(plan.new_records)
+        if plan.record_updates:
+            by_id = {r.id: i for i, r in enumerate(records)}
+            for update in plan.record_updates:
+                index = by_id.get(update.id)
+                if index is None:
+                    continue
+                record = records[index]
+                records[index] = msgspec.structs.replace(
+                    record,
+                    status=update.status,
+                    completed_at=update.completed_at,
+                    output_data=update.output_data,
+                    error=update.error,
+                    completed_by=update.completed_by,
+                )
+        for task in plan.new_tasks:
+            self.tasks[task.id] = task
+        for change in plan.task_updates:
+            task = self.tasks[change.id]
+            if change.reassign:
+                self.tasks[change.id] = msgspec.structs.replace(
+                    task, assignee_id=change.assignee_id, assignee_group=change.assignee_group
+                )
+            else:
+                self.tasks[change.id] = msgspec.structs.replace(
+                    task,
+                    status=change.status or task.status,
+                    completed_at=change.completed_at,
+                    completed_by=change.completed_by,
+                    data=change.data,
+                )
+        self.commits += 1
+        return True
+
+    async def get_task(self, task_id: str) -> HumanTask | None:
+        """One task by id."""
+        return self.tasks.get(task_id)
+
+    async def find_tasks(
+        self,
+        *,
+        instance_id: str | None = None,
+        step_name: str | None = None,
+        status: TaskStatus | None = None,
+        assignee_id: str | None = None,
+        assignee_group: str | None = None,
+        tenant_id: str | None = None,
+    ) -> list[HumanTask]:
+        """Tasks matching every given filter, oldest first."""
+        found = [
+            t
+            for t in self.tasks.values()
+            if (instance_id is None or t.instance_id == instance_id)
+            and (step_name is None or t.step_name == step_name)
+            and (status is None or t.status is status)
+            and (assignee_id is None or t.assignee_id == assignee_id)
+            and (assignee_group is None or t.assignee_group == assignee_group)
+            and (tenant_id is None or t.tenant_id == tenant_id)
+        ]
+        return sorted(found, key=lambda t: t.created_at)
+
+    async def step_records(self, instance_id: str) -> list[StepRecord]:
+        """Every step execution of an instance, in start order."""
+        return sorted(self.records.get(instance_id, []), key=lambda r: r.started_at)
+
+    async def find_instances(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
+        tenant_id: str | None = None,
+        created_by: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[InstanceState], int]:
+        """A page of instances (newest first) and the total count."""
+        statuses = {status} if isinstance(status, WorkflowStatus) else set(status) if status is not None else None
+        found = [
+            s
+            for s in self.instances.values()
+            if (workflow_name is None or s.workflow_name == workflow_name)
+            and (statuses is None or s.status in statuses)
+            and (tenant_id is None or s.tenant_id == tenant_id)
+            and (created_by is None or s.created_by == created_by)
+        ]
+        found.sort(key=lambda s: s.started_at, reverse=True)
+        return found[offset : offset + limit], len(found)
+
+    async def pending_tokens(self) -> list[tuple[str, Token]]:
+        """Dispatchable tokens of active instances."""
+        return [
+            (s.id, t)
+            for s in self.instances.values()
+            if s.status in ACTIVE_WORKFLOW_STATUSES
+            for t in s.tokens.values()
+            if t.dispatchable
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""

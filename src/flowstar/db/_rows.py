@@ -1,0 +1,218 @@
+"""Mapping between flowstar's state Structs and the rows of its tables (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import Row, Table
+
+from flowstar.db.models import (
+    HumanTaskModel,
+    OutboxModel,
+    StepExecutionModel,
+    WorkflowDefinitionModel,
+    WorkflowInstanceModel,
+)
+from flowstar.model.enums import StepStatus, TaskStatus, WorkflowStatus
+from flowstar.model.state import HistoryEntry, HumanTask, InstanceState, StepRecord, Token
+
+__all__ = [
+    "DECODE_TOKENS",
+    "definitions",
+    "dispatch_at",
+    "instance_values",
+    "instances",
+    "json_column",
+    "outbox",
+    "record_from_row",
+    "record_row",
+    "record_json",
+    "records",
+    "state_from_row",
+    "task_from_row",
+    "task_row",
+    "tasks",
+    "to_json",
+    "uuid_of",
+]
+
+instances = cast(Table, WorkflowInstanceModel.__table__)
+records = cast(Table, StepExecutionModel.__table__)
+tasks = cast(Table, HumanTaskModel.__table__)
+definitions = cast(Table, WorkflowDefinitionModel.__table__)
+outbox = cast(Table, OutboxModel.__table__)
+
+DECODE_TOKENS = msgspec.json.Decoder(dict[str, Token])
+_HISTORY = msgspec.json.Decoder(list[HistoryEntry])
+
+
+def uuid_of(value: str) -> UUID:
+    return UUID(value)
+
+
+def to_json(value: Any) -> Any:
+    # Pre-convert to JSON builtins so the column serializer (json.dumps by default, whatever
+    # engine the user built) never meets a datetime or a Struct.
+    return msgspec.to_builtins(value)
+
+
+def dispatch_at(state: InstanceState) -> datetime | None:
+    """When the instance's earliest dispatchable activation is due (None: nothing to run)."""
+    times = [t.due_at or t.created_at for t in state.tokens.values() if t.dispatchable]
+    return min(times) if times else None
+
+
+def instance_values(state: InstanceState) -> dict[str, Any]:
+    return {
+        "status": state.status.value,
+        "current_step": state.current_step,
+        "context_data": state.data,
+        "error": state.error,
+        "failed_step": state.failed_step,
+        "completed_at": state.completed_at,
+        "lock_version": state.version,
+        "tokens": to_json(state.tokens),
+        "joins": state.joins,
+        "history": to_json(state.history),
+        "dispatch_at": dispatch_at(state),
+        "updated_at": state.updated_at,
+    }
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def record_row(record: StepRecord, ident: Callable[[str], Any] = uuid_of) -> dict[str, Any]:
+    """A ``workflow_step_executions`` row; ``ident`` converts ids (UUIDs, or text for JSON)."""
+    return {
+        "id": ident(record.id),
+        "instance_id": ident(record.instance_id),
+        "step_name": record.step_name,
+        "step_type": record.step_type,
+        "status": record.status.value,
+        "attempt": record.attempt,
+        "input_data": record.input_data,
+        "output_data": record.output_data,
+        "error": record.error,
+        "started_at": record.started_at,
+        "completed_at": record.completed_at,
+        "assigned_to": record.assigned_to,
+        "completed_by": record.completed_by,
+        "token_id": record.token_id,
+        "parent_step": record.parent_step,
+        "tenant_id": record.tenant_id,
+    }
+
+
+def task_row(task: HumanTask) -> dict[str, Any]:
+    return {
+        "id": uuid_of(task.id),
+        "instance_id": uuid_of(task.instance_id),
+        "step_execution_id": uuid_of(task.step_execution_id) if task.step_execution_id else None,
+        "workflow_name": task.workflow_name,
+        "step_name": task.step_name,
+        "title": task.title,
+        "description": task.description,
+        "form_schema": task.form_schema,
+        "assignee_id": task.assignee_id,
+        "assignee_group": task.assignee_group,
+        "due_at": task.due_at,
+        "reminder_at": task.reminder_at,
+        "status": task.status.value,
+        "completed_at": task.completed_at,
+        "completed_by": task.completed_by,
+        "data": task.data,
+        "tenant_id": task.tenant_id,
+        "created_at": task.created_at,
+        "updated_at": task.created_at,
+    }
+
+
+def json_column(value: Any) -> Any:
+    # SQLite hands JSON back as parsed values, asyncpg too; guard against drivers returning text.
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+
+
+def state_from_row(row: Row[Any] | Mapping[str, Any]) -> InstanceState:
+    """Rebuild an ``InstanceState`` from a ``workflow_instances`` row (or asyncpg record)."""
+    m = row._mapping if isinstance(row, Row) else row
+    tokens = DECODE_TOKENS.decode(msgspec.json.encode(json_column(m["tokens"]) or {}))
+    history = _HISTORY.decode(msgspec.json.encode(json_column(m["history"]) or []))
+    return InstanceState(
+        id=str(m["id"]),
+        workflow_name=m["workflow_name"],
+        workflow_version=m["workflow_version"],
+        status=WorkflowStatus(m["status"]),
+        data=json_column(m["context_data"]) or {},
+        version=m["lock_version"],
+        tokens=tokens,
+        joins=json_column(m["joins"]) or {},
+        current_step=m["current_step"],
+        error=m["error"],
+        failed_step=m["failed_step"],
+        tenant_id=m["tenant_id"],
+        created_by=m["created_by"],
+        metadata=json_column(m["metadata"]) or {},
+        history=history,
+        started_at=m["started_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+    )
+
+
+def record_from_row(row: Row[Any]) -> StepRecord:
+    """Rebuild a ``StepRecord``."""
+    m = row._mapping
+    return StepRecord(
+        id=str(m["id"]),
+        instance_id=str(m["instance_id"]),
+        step_name=m["step_name"],
+        step_type=m["step_type"],
+        status=StepStatus(m["status"]),
+        attempt=m["attempt"],
+        input_data=json_column(m["input_data"]),
+        output_data=json_column(m["output_data"]),
+        error=m["error"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        assigned_to=m["assigned_to"],
+        completed_by=m["completed_by"],
+        token_id=m["token_id"],
+        parent_step=m["parent_step"],
+        tenant_id=m["tenant_id"],
+    )
+
+
+def task_from_row(row: Row[Any]) -> HumanTask:
+    """Rebuild a ``HumanTask``."""
+    m = row._mapping
+    return HumanTask(
+        id=str(m["id"]),
+        instance_id=str(m["instance_id"]),
+        workflow_name=m["workflow_name"],
+        step_name=m["step_name"],
+        title=m["title"],
+        description=m["description"],
+        form_schema=json_column(m["form_schema"]),
+        assignee_id=m["assignee_id"],
+        assignee_group=m["assignee_group"],
+        due_at=m["due_at"],
+        reminder_at=m["reminder_at"],
+        status=TaskStatus(m["status"]),
+        created_at=m["created_at"],
+        completed_at=m["completed_at"],
+        completed_by=m["completed_by"],
+        data=json_column(m["data"]),
+        tenant_id=m["tenant_id"],
+        step_execution_id=str(m["step_execution_id"]) if m["step_execution_id"] else None,
+    )
+
+
+def record_json(record: StepRecord) -> dict[str, Any]:
+    """A step record as JSON-ready values (ids as text), for the one-statement commit."""
+    return record_row(record, _same)

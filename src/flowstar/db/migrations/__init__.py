@@ -1,0 +1,1 @@
+"""Alembic migrations for flowstar's tables (applied with ``flowstar db upgrade``)."""

@@ -1,0 +1,167 @@
+"""The SQL schema (advanced-alchemy / SQLAlchemy 2 models).
+
+The four documented models, plus the outbox.  An instance row carries the runtime state the
+engine needs to continue it (``lock_version``, its tokens, join arrivals and ``dispatch_at``,
+the earliest time one of its activations is due), so that one row update commits a step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from advanced_alchemy.base import CommonTableAttributes, create_registry
+from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "HumanTaskModel",
+    "OutboxModel",
+    "StepExecutionModel",
+    "WorkflowDefinitionModel",
+    "WorkflowInstanceModel",
+    "metadata",
+]
+
+_registry = create_registry()
+metadata = _registry.metadata
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(CommonTableAttributes, DeclarativeBase, AsyncAttrs):
+    """Declarative base of flowstar's tables, on a registry and metadata of their own.
+
+    A direct ``DeclarativeBase`` subclass: advanced-alchemy's ``AdvancedDeclarativeBase``
+    would map these classes into its process-wide registry, where class names such as
+    ``WorkflowInstanceModel`` clash with an application's (or litestar-workflows') own models.
+    """
+
+    registry = _registry
+    metadata = metadata
+
+
+class _Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now, onupdate=_now)
+
+
+class WorkflowDefinitionModel(_Timestamps, Base):
+    """A registered workflow definition version (the definition itself stays code)."""
+
+    __tablename__ = "workflow_definitions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    definition_json: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    instances: Mapped[list[WorkflowInstanceModel]] = relationship(
+        back_populates="definition", lazy="noload", viewonly=True
+    )
+
+
+class WorkflowInstanceModel(_Timestamps, Base):
+    """One workflow instance: its status, context and runtime state."""
+
+    __tablename__ = "workflow_instances"
+    __table_args__ = (
+        Index("ix_workflow_instances_tenant_status", "tenant_id", "status"),
+        Index("ix_workflow_instances_name_status", "workflow_name", "status"),
+    )
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    definition_id: Mapped[UUID | None] = mapped_column(
+        GUID, ForeignKey("workflow_definitions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    workflow_name: Mapped[str] = mapped_column(String(255))
+    workflow_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    current_step: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    context_data: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonB, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failed_step: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    lock_version: Mapped[int] = mapped_column(Integer, default=1)
+    tokens: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    joins: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    history: Mapped[list[Any]] = mapped_column(JsonB, default=list)
+    dispatch_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, index=True)
+
+    definition: Mapped[WorkflowDefinitionModel | None] = relationship(
+        back_populates="instances", lazy="noload", viewonly=True
+    )
+
+
+class StepExecutionModel(Base):
+    """One execution (attempt) of one step, with its input, output, error and timing."""
+
+    __tablename__ = "workflow_step_executions"
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    instance_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"), index=True)
+    step_name: Mapped[str] = mapped_column(String(255), index=True)
+    step_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    input_data: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    output_data: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    assigned_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    completed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    token_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    parent_step: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+
+
+class HumanTaskModel(_Timestamps, Base):
+    """A human task, denormalised for inbox queries by assignee, group, due date and status."""
+
+    __tablename__ = "workflow_human_tasks"
+    __table_args__ = (Index("ix_workflow_human_tasks_status_assignee", "status", "assignee_id"),)
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    instance_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"), index=True)
+    step_execution_id: Mapped[UUID | None] = mapped_column(
+        GUID, ForeignKey("workflow_step_executions.id", ondelete="SET NULL"), nullable=True
+    )
+    workflow_name: Mapped[str] = mapped_column(String(255))
+    step_name: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    form_schema: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    assignee_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    assignee_group: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    due_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, index=True)
+    reminder_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    completed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    completed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+
+
+class OutboxModel(Base):
+    """Events committed with their transition and not yet published."""
+
+    __tablename__ = "workflow_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    instance_id: Mapped[UUID] = mapped_column(GUID, index=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)

@@ -1,0 +1,166 @@
+"""Running a step's body: guards, hooks, timeouts, retries decisions, groups."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from flowstar.engine.groups import ParallelGroup, StepGroup, gather
+from flowstar.model.context import WorkflowContext, to_json_value
+from flowstar.model.enums import StepStatus, StepType
+from flowstar.model.errors import StepTimeoutError
+from flowstar.model.gateways import BaseGateway
+from flowstar.model.retry import NO_RETRY, RetryPolicy
+from flowstar.model.steps import BaseStep, Step
+from flowstar.model.transitions import InnerRecord, StepResult
+
+__all__ = ["describe_error", "run_group", "run_step"]
+
+Now = Callable[[], datetime]
+Recorder = Callable[[InnerRecord], None]
+
+
+def describe_error(error: BaseException) -> str:
+    """``"TypeName: message"``, the form stored on records and events."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+async def _call_body(step: Step, context: WorkflowContext) -> Any:
+    timeout = getattr(step, "timeout", None)
+    if timeout is None:
+        return await step.execute(context)
+    try:
+        return await asyncio.wait_for(step.execute(context), timeout)
+    except TimeoutError as exc:
+        raise StepTimeoutError(f"step {step.name!r} exceeded its {timeout}s timeout") from exc
+
+
+async def _run_inner(step: Step, context: WorkflowContext, record: Recorder, now: Now) -> Any:
+    started = now()
+    try:
+        if isinstance(step, StepGroup):
+            result = await run_group(step, context, record, now)
+        else:
+            result = await _call_body(step, context)
+    except Exception as exc:
+        record(
+            InnerRecord(
+                step_name=step.name,
+                step_type=StepType.MACHINE.value,
+                status=StepStatus.FAILED,
+                started_at=started,
+                completed_at=now(),
+                error=describe_error(exc),
+            )
+        )
+        raise
+    record(
+        InnerRecord(
+            step_name=step.name,
+            step_type=StepType.MACHINE.value,
+            status=StepStatus.SUCCEEDED,
+            started_at=started,
+            completed_at=now(),
+            output=_json_output(step.name, result),
+        )
+    )
+    return result
+
+
+async def run_group(group: StepGroup, context: WorkflowContext, record: Recorder, now: Now | None = None) -> list[Any]:
+    """Run a group's inner steps, reporting each through ``record``."""
+    clock = now or _utcnow
+    if not isinstance(group, ParallelGroup):
+        return [await _run_inner(step, context, record, clock) for step in group.steps]
+    branches = [context.branch() for _ in group.steps]
+    results = await gather(*(_run_inner(s, b, record, clock) for s, b in zip(group.steps, branches, strict=True)))
+    for branch in branches:
+        context.update(branch.changes)
+    if group.callback is not None:
+        results.append(await _run_inner(group.callback, context, record, clock))
+    return results
+
+
+def _utcnow() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+def _json_output(step_name: str, result: Any) -> Any:
+    return None if result is None else to_json_value(f"{step_name} result", result)
+
+
+async def run_step(
+    step: Step,
+    context: WorkflowContext,
+    *,
+    attempt: int,
+    policy: RetryPolicy | None,
+    now: Now,
+) -> StepResult:
+    """Run one activation's body and describe the outcome; never raises for step errors."""
+    started = now()
+    inner: list[InnerRecord] = []
+    try:
+        # The default hooks do nothing: skipping their coroutines saves two awaits per step.
+        if not _is_default(step.can_execute, BaseStep.can_execute) and not await step.can_execute(context):
+            return StepResult(status="skipped", started_at=started, finished_at=now())
+        targets: list[str] | None = None
+        if isinstance(step, BaseGateway):
+            choice = await step.evaluate(context)
+            targets = [choice] if isinstance(choice, str) else list(choice)
+            result: Any = None
+        elif isinstance(step, StepGroup):
+            result = await run_group(step, context, inner.append, now)
+        elif getattr(step, "timeout", None) is None:
+            result = await step.execute(context)
+        else:
+            result = await _call_body(step, context)
+        output = None if result is None else to_json_value(f"{step.name} result", result)
+        if not _is_default(step.on_success, BaseStep.on_success):
+            await step.on_success(context, result)
+    except Exception as exc:
+        try:
+            await step.on_failure(context, exc)
+        except Exception as hook_error:  # the step's own error is the one to report
+            exc.add_note(f"on_failure hook also failed: {describe_error(hook_error)}")
+        effective = policy or NO_RETRY
+        retry_at = None
+        if effective.should_retry(exc, attempt):
+            retry_at = now() + timedelta(seconds=effective.delay(attempt, random.random()))  # noqa: S311
+        return StepResult(
+            status="failed",
+            started_at=started,
+            finished_at=now(),
+            error=describe_error(exc),
+            retry_at=retry_at,
+            inner=inner,
+        )
+    return StepResult(
+        status="succeeded",
+        started_at=started,
+        finished_at=now(),
+        changes=context.changes,
+        output=output,
+        targets=targets,
+        inner=inner,
+    )
+
+
+def _is_default(hook: Callable[..., Any], default: Callable[..., Any]) -> bool:
+    """Whether the bound ``hook`` is ``BaseStep``'s no-op (not overridden by class or instance)."""
+    return getattr(hook, "__func__", None) is default
+
+
+def snapshot(data: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of context data, so a step mutating nested values in place changes nothing
+    until its outcome is committed."""
+    copied: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(data))
+    return copied

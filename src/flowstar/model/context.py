@@ -1,0 +1,115 @@
+"""The execution context a step reads and writes.
+
+Writes are recorded as a diff so that parallel branches, each running on its own copy of the
+context, can be merged into the instance's data when their outcomes are committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID, uuid4
+
+import msgspec
+
+from flowstar.model.enums import StepStatus
+from flowstar.model.errors import ContextSerializationError
+
+__all__ = ["StepExecution", "WorkflowContext", "to_json_value"]
+
+_MISSING: Any = object()
+
+
+def to_json_value(key: str, value: Any) -> Any:
+    """Return ``value`` as plain JSON data, or raise ``ContextSerializationError``.
+
+    Values are normalised when they are set (datetimes and UUIDs become strings, structs and
+    dataclasses become dicts) so that a step sees the same types whether the instance lives in
+    memory or was reloaded from a database.
+    """
+    try:
+        # A JSON round trip yields exactly what a database-backed store hands back later
+        # (tuples and sets become lists, NaN becomes null), which to_builtins does not.
+        return msgspec.json.decode(msgspec.json.encode(value))
+    except (TypeError, msgspec.EncodeError, ValueError) as exc:
+        raise ContextSerializationError(
+            f"context value for {key!r} is not JSON-serializable ({type(value).__name__}): {exc}"
+        ) from exc
+
+
+@dataclass(slots=True)
+class StepExecution:
+    """A finished (or waiting) execution of one step, as shown in ``step_history``."""
+
+    step_name: str
+    status: StepStatus
+    attempt: int = 1
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class WorkflowContext:
+    """Execution context passed between steps.
+
+    ``data`` is the mutable workflow data; ``metadata`` is read-only.  Every ``set`` is also
+    recorded in ``changes`` so the engine can commit exactly what the step wrote.
+    """
+
+    workflow_id: UUID = field(default_factory=uuid4)
+    instance_id: UUID = field(default_factory=uuid4)
+    data: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    current_step: str = ""
+    step_history: list[StepExecution] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    user_id: str | None = None
+    tenant_id: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.metadata = MappingProxyType(dict(self.metadata))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return ``data[key]``, or ``default`` when the key is absent."""
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``.
+
+        Raises:
+            ContextSerializationError: the key is not a string or the value cannot be stored
+                as JSON. Nothing is written in that case.
+        """
+        if not isinstance(key, str):
+            raise ContextSerializationError(f"context keys must be strings, got {key!r}")
+        stored = to_json_value(key, value)
+        self.data[key] = stored
+        self.changes[key] = stored
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """``set`` every item of ``values``; all are checked before any is written."""
+        for key in values:
+            if not isinstance(key, str):
+                raise ContextSerializationError(f"context keys must be strings, got {key!r}")
+        converted = {key: to_json_value(key, value) for key, value in values.items()}
+        self.data.update(converted)
+        self.changes.update(converted)
+
+    def branch(self) -> WorkflowContext:
+        """A copy for a parallel branch: same data, its own diff."""
+        return WorkflowContext(
+            workflow_id=self.workflow_id,
+            instance_id=self.instance_id,
+            data=msgspec.json.decode(msgspec.json.encode(self.data)),
+            metadata=self.metadata,
+            current_step=self.current_step,
+            step_history=list(self.step_history),
+            started_at=self.started_at,
+            user_id=self.user_id,
+            tenant_id=self.tenant_id,
+        )

@@ -1,0 +1,279 @@
+"""Workflow definitions: steps, edges, and the graph the engine walks."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from flowstar.model.conditions import Condition, ConditionEvaluationError
+from flowstar.model.enums import StepType
+from flowstar.model.gateways import BaseGateway
+from flowstar.model.semver import is_semver
+from flowstar.model.steps import Step
+
+if TYPE_CHECKING:
+    from flowstar.model.context import WorkflowContext
+    from flowstar.model.retry import RetryPolicy
+
+__all__ = ["Edge", "WorkflowDefinition", "WorkflowGraph"]
+
+
+class Edge:
+    """A transition from ``source`` to ``target``, optionally guarded by a condition.
+
+    ``condition`` is a safe expression string (compiled now: an unsafe or malformed one
+    raises ``UnsafeExpressionError`` here) or a callable taking the ``WorkflowContext``.
+    """
+
+    __slots__ = ("_compiled", "condition", "source", "target")
+
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        condition: str | Callable[[WorkflowContext], bool] | None = None,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.condition = condition
+        self._compiled: Condition | None = Condition(condition) if isinstance(condition, str) else None
+
+    def matches(self, context: WorkflowContext) -> bool:
+        """Whether this edge is taken for ``context``."""
+        if self.condition is None:
+            return True
+        if self._compiled is not None:
+            return self._compiled(context.data)
+        try:
+            return bool(self.condition(context))  # type: ignore[operator]
+        except Exception as exc:
+            # Raised as a condition error so the engine fails the workflow instead of
+            # leaving the activation uncommitted.
+            raise ConditionEvaluationError(f"condition {self.label!r} failed: {type(exc).__name__}: {exc}") from exc
+
+    @property
+    def label(self) -> str | None:
+        """Text describing the condition, for diagrams and stored graphs."""
+        if self.condition is None:
+            return None
+        if isinstance(self.condition, str):
+            return self.condition
+        return getattr(self.condition, "__name__", "condition")
+
+    def __repr__(self) -> str:
+        cond = f", condition={self.label!r}" if self.condition is not None else ""
+        return f"Edge({self.source!r}, {self.target!r}{cond})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Edge):
+            return NotImplemented
+        return (self.source, self.target, self.condition) == (other.source, other.target, other.condition)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.target))
+
+
+@dataclass(frozen=True)
+class WorkflowGraph:
+    """Adjacency of a definition, with the reachability the join logic needs."""
+
+    nodes: frozenset[str]
+    outgoing: Mapping[str, tuple[Edge, ...]]
+    incoming: Mapping[str, tuple[Edge, ...]]
+    step_types: Mapping[str, StepType] = field(default_factory=dict)
+
+    @cached_property
+    def joins(self) -> frozenset[str]:
+        """Steps with more than one incoming edge: they wait for every live branch."""
+        return frozenset(n for n, edges in self.incoming.items() if len({e.source for e in edges}) > 1)
+
+    @cached_property
+    def reach(self) -> Mapping[str, frozenset[str]]:
+        """For each step, the steps reachable from it by one or more edges."""
+        result: dict[str, frozenset[str]] = {}
+        for start in self.nodes:
+            seen: set[str] = set()
+            queue = deque(e.target for e in self.outgoing.get(start, ()))
+            while queue:
+                node = queue.popleft()
+                if node in seen:
+                    continue
+                seen.add(node)
+                queue.extend(e.target for e in self.outgoing.get(node, ()))
+            result[start] = frozenset(seen)
+        return result
+
+    @cached_property
+    def fixed_targets(self) -> Mapping[str, tuple[str, ...]]:
+        """For each step whose outgoing edges have no condition, their targets in order.
+
+        Routing out of such a step needs no context to evaluate conditions against.
+        """
+        return {
+            name: tuple(e.target for e in edges)
+            for name, edges in self.outgoing.items()
+            if all(e.condition is None for e in edges)
+        }
+
+    def successors(self, step: str) -> list[str]:
+        """Targets of the edges out of ``step``."""
+        return [e.target for e in self.outgoing.get(step, ())]
+
+    def can_reach(self, source: str, target: str) -> bool:
+        """Whether a token at ``source`` may still arrive at ``target``."""
+        return target in self.reach.get(source, frozenset())
+
+
+@dataclass(eq=False)
+class WorkflowDefinition:
+    """Declarative workflow structure defining steps and their connections.
+
+    ``steps`` maps names to steps (a list of steps is accepted too, keyed by their names).
+    Call ``validate()`` for the list of structural problems; registering a definition with
+    problems raises ``ValidationError``.
+    """
+
+    name: str
+    version: str = "1.0.0"
+    description: str = ""
+    steps: dict[str, Step] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    initial_step: str = ""
+    terminal_steps: set[str] = field(default_factory=set)
+    retry_policy: RetryPolicy | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        steps: Any = self.steps
+        if not isinstance(steps, Mapping):
+            steps = {step.name: step for step in steps}
+        self._name_problems: list[str] = []
+        for key, step in steps.items():
+            current = getattr(step, "name", "")
+            explicit = getattr(step, "name_explicit", True)
+            if not current or (not explicit and current != key):
+                # Something that is no step at all may refuse the attribute: validate() reports it.
+                with suppress(AttributeError):
+                    step.name = key
+            elif current != key:
+                self._name_problems.append(f"step key {key!r} does not match the step's name {current!r}")
+        self.steps = dict(steps)
+        self.edges = list(self.edges)
+        self.terminal_steps = set(self.terminal_steps)
+
+    def get_graph(self) -> WorkflowGraph:
+        """The graph representation of the workflow (cached; don't mutate after use)."""
+        return self._graph
+
+    @cached_property
+    def _graph(self) -> WorkflowGraph:
+        outgoing: dict[str, list[Edge]] = {name: [] for name in self.steps}
+        incoming: dict[str, list[Edge]] = {name: [] for name in self.steps}
+        for edge in self.edges:
+            outgoing.setdefault(edge.source, []).append(edge)
+            incoming.setdefault(edge.target, []).append(edge)
+        return WorkflowGraph(
+            nodes=frozenset(self.steps),
+            step_types={name: getattr(step, "step_type", StepType.MACHINE) for name, step in self.steps.items()},
+            outgoing={k: tuple(v) for k, v in outgoing.items()},
+            incoming={k: tuple(v) for k, v in incoming.items()},
+        )
+
+    def validate(self) -> list[str]:
+        """Return every structural problem found (an empty list means valid)."""
+        problems: list[str] = list(self._name_problems)
+        if not self.name:
+            problems.append("workflow name is empty")
+        if not is_semver(self.version):
+            problems.append(f"version {self.version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+        if not self.steps:
+            problems.append("workflow has no steps")
+        for key, step in self.steps.items():
+            problems.extend(_step_problems(key, step))
+        problems.extend(self._edge_problems())
+        if not self.initial_step:
+            problems.append("initial_step is not set")
+        elif self.initial_step not in self.steps:
+            problems.append(f"initial_step {self.initial_step!r} is not a step")
+        if not self.terminal_steps:
+            problems.append("terminal_steps is empty: the workflow could never complete")
+        for terminal in sorted(self.terminal_steps):
+            if terminal not in self.steps:
+                problems.append(f"terminal step {terminal!r} is not a step")
+        problems.extend(self._graph_problems())
+        return problems
+
+    def _edge_problems(self) -> Iterable[str]:
+        seen: set[tuple[str, str]] = set()
+        for edge in self.edges:
+            if edge.source not in self.steps:
+                yield f"edge {edge.source!r} -> {edge.target!r}: unknown source step {edge.source!r}"
+            if edge.target not in self.steps:
+                yield f"edge {edge.source!r} -> {edge.target!r}: unknown target step {edge.target!r}"
+            if (edge.source, edge.target) in seen:
+                yield f"duplicate edge {edge.source!r} -> {edge.target!r}"
+            seen.add((edge.source, edge.target))
+            if edge.source == edge.target:
+                yield f"edge {edge.source!r} -> {edge.target!r} loops onto itself"
+            source = self.steps.get(edge.source)
+            if isinstance(source, BaseGateway) and edge.condition is not None:
+                yield (
+                    f"edge {edge.source!r} -> {edge.target!r}: edges out of a gateway take no "
+                    "condition (the gateway's evaluate() chooses)"
+                )
+
+    def _graph_problems(self) -> Iterable[str]:
+        graph = self.get_graph()
+        for terminal in sorted(self.terminal_steps & set(self.steps)):
+            if graph.outgoing.get(terminal):
+                yield f"terminal step {terminal!r} has outgoing edges"
+        for name, step in self.steps.items():
+            if name not in self.terminal_steps and not graph.outgoing.get(name):
+                yield f"step {name!r} is not terminal and has no outgoing edges"
+            if isinstance(step, BaseGateway):
+                declared = step.declared_targets()
+                edge_targets = set(graph.successors(name))
+                for target in sorted((declared or set()) - edge_targets):
+                    yield f"gateway {name!r} routes to {target!r} but has no edge to it"
+        if self.initial_step in self.steps:
+            reachable = graph.reach[self.initial_step] | {self.initial_step}
+            for name in sorted(set(self.steps) - reachable):
+                yield f"step {name!r} is unreachable from initial step {self.initial_step!r}"
+            if self.terminal_steps and not (reachable & self.terminal_steps):
+                yield "no terminal step is reachable from the initial step"
+
+    def to_mermaid(self, current_step: str | None = None) -> str:
+        """A MermaidJS flowchart of the workflow, optionally highlighting ``current_step``."""
+        from flowstar.model.mermaid import render_mermaid
+
+        return render_mermaid(self, current_step)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON description (steps, edges, conditions as text) for storage and APIs."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "initial_step": self.initial_step,
+            "terminal_steps": sorted(self.terminal_steps),
+            "steps": [
+                {
+                    "name": name,
+                    "type": str(getattr(step, "step_type", StepType.MACHINE).value),
+                    "description": getattr(step, "description", ""),
+                }
+                for name, step in self.steps.items()
+            ],
+            "edges": [{"source": e.source, "target": e.target, "condition": e.label} for e in self.edges],
+        }
+
+
+def _step_problems(key: str, step: Any) -> list[str]:
+    if not isinstance(step, Step):
+        return [f"step {key!r} ({type(step).__name__}) does not implement the Step protocol"]
+    check = getattr(step, "problems", None)
+    return list(check()) if callable(check) else []

@@ -1,0 +1,100 @@
+"""One root exception with specific subclasses, raised where they apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConcurrencyError",
+    "ContextSerializationError",
+    "FormValidationError",
+    "InstanceNotFoundError",
+    "InvalidTransitionError",
+    "StepExecutionError",
+    "StepTimeoutError",
+    "TaskAlreadyCompletedError",
+    "TaskNotFoundError",
+    "UnsafeExpressionError",
+    "ValidationError",
+    "WorkflowNotFoundError",
+    "WorkflowsError",
+]
+
+
+class WorkflowsError(Exception):
+    """Base exception for all flowstar errors."""
+
+
+class WorkflowNotFoundError(WorkflowsError, LookupError):
+    """A requested workflow definition (name or version) is not registered."""
+
+
+class InstanceNotFoundError(WorkflowsError, KeyError):
+    """No workflow instance has the given id (a ``KeyError``, as the reference API documents)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StepExecutionError(WorkflowsError):
+    """A step failed during execution."""
+
+
+class StepTimeoutError(StepExecutionError, TimeoutError):
+    """A step ran longer than its ``timeout``."""
+
+
+class InvalidTransitionError(WorkflowsError):
+    """An operation is not allowed in the instance's or task's current state."""
+
+
+class ConcurrencyError(WorkflowsError):
+    """Another writer changed the instance first; the operation can be retried."""
+
+
+class ValidationError(WorkflowsError, ValueError):
+    """A workflow definition, a step or submitted data is invalid.
+
+    Attributes:
+        errors: every problem found, one message each.
+    """
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors: list[str] = errors if errors is not None else [message]
+
+
+class UnsafeExpressionError(ValidationError):
+    """A condition string uses syntax outside the safe expression subset."""
+
+
+class ContextSerializationError(ValidationError, TypeError):
+    """A value put into the workflow context cannot be stored as JSON."""
+
+
+class FormValidationError(ValidationError):
+    """Human task data does not match the step's ``form_schema``.
+
+    Attributes:
+        field_errors: messages keyed by the field path ("" for the whole form).
+    """
+
+    def __init__(self, field_errors: dict[str, list[str]]) -> None:
+        flat = [f"{path or '<form>'}: {msg}" for path, msgs in field_errors.items() for msg in msgs]
+        super().__init__("form data is invalid: " + "; ".join(flat), flat)
+        self.field_errors = field_errors
+
+
+class TaskNotFoundError(WorkflowsError, KeyError):
+    """No open human task matches the instance and step (or task id)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskAlreadyCompletedError(InvalidTransitionError):
+    """The human task was completed (or canceled) already."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}

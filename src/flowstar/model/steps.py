@@ -1,0 +1,230 @@
+"""Step protocol and the base classes users subclass.
+
+A step can be declared with class attributes (``name = "submit"``) or constructor arguments
+(``SubmitStep(name="submit")``); a subclass whose ``__init__`` calls ``super().__init__()``
+with no arguments keeps its class attributes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from flowstar.model.enums import StepType
+from flowstar.model.errors import FormValidationError, ValidationError
+
+if TYPE_CHECKING:
+    from flowstar.model.context import WorkflowContext
+    from flowstar.model.retry import RetryPolicy
+
+__all__ = ["BaseHumanStep", "BaseMachineStep", "BaseStep", "Step"]
+
+
+@runtime_checkable
+class Step(Protocol):
+    """What the engine needs from a step."""
+
+    name: str
+    description: str
+    step_type: ClassVar[StepType]
+
+    async def execute(self, context: WorkflowContext) -> Any:
+        """Do the step's work."""
+
+    async def can_execute(self, context: WorkflowContext) -> bool:
+        """Whether to run the step; ``False`` skips it."""
+
+    async def on_success(self, context: WorkflowContext, result: Any) -> None:
+        """Called after ``execute`` returned."""
+
+    async def on_failure(self, context: WorkflowContext, error: Exception) -> None:
+        """Called after ``execute`` raised."""
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class BaseStep:
+    """Shared behaviour of all steps.
+
+    Args:
+        name: unique step name within a definition; defaults to the class attribute, or the
+            class name in snake case.
+        description: human-readable description.
+        retry_policy: overrides the workflow's retry policy for this step.
+        timeout: seconds one attempt may run before it fails with ``StepTimeoutError``.
+    """
+
+    name: str = ""
+    description: str = ""
+    step_type: ClassVar[StepType] = StepType.MACHINE
+    retry_policy: RetryPolicy | None = None
+    timeout: float | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.name_explicit = bool(name or type(self).__dict__.get("name") or _inherited_name(type(self)))
+        self.name = name or self.name or _snake(type(self).__name__)
+        if description is not None:
+            self.description = description
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
+        if timeout is not None:
+            self.timeout = timeout
+
+    async def execute(self, context: WorkflowContext) -> Any:
+        """Do the step's work; the default does nothing."""
+        return None
+
+    async def can_execute(self, context: WorkflowContext) -> bool:
+        """Return ``False`` to skip the step (a ``StepSkipped`` event is emitted)."""
+        return True
+
+    async def on_success(self, context: WorkflowContext, result: Any) -> None:
+        """Hook called after ``execute`` returned."""
+
+    async def on_failure(self, context: WorkflowContext, error: Exception) -> None:
+        """Hook called after ``execute`` raised, before any retry."""
+
+    def problems(self) -> list[str]:
+        """Structural problems of this step, for ``WorkflowDefinition.validate``."""
+        if self.timeout is not None and self.timeout <= 0:
+            return [f"step {self.name!r}: timeout must be positive"]
+        return []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _inherited_name(cls: type) -> str:
+    for klass in cls.__mro__[1:]:
+        if klass in (BaseStep, BaseMachineStep, BaseHumanStep, object):
+            continue
+        value = klass.__dict__.get("name")
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+class BaseMachineStep(BaseStep):
+    """An automated step: ``execute`` runs your code."""
+
+    step_type: ClassVar[StepType] = StepType.MACHINE
+
+
+class BaseHumanStep(BaseStep):
+    """A step that waits for a person to submit a form.
+
+    Args:
+        title: task title shown in the inbox.
+        form_schema: JSON Schema the submitted data must satisfy.
+        assignee: fixed user id the task is assigned to.
+        assignee_key: context key holding the assignee's user id (wins over ``assignee``).
+        assignee_group: group or role whose members may complete the task.
+        due_in: time allowed to complete the task; sets the task's due date.
+    """
+
+    step_type: ClassVar[StepType] = StepType.HUMAN
+    title: str = ""
+    form_schema: Mapping[str, Any] | None = None
+    assignee: str | None = None
+    assignee_key: str | None = None
+    assignee_group: str | None = None
+    due_in: timedelta | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        *,
+        title: str | None = None,
+        form_schema: Mapping[str, Any] | None = None,
+        assignee: str | None = None,
+        assignee_key: str | None = None,
+        assignee_group: str | None = None,
+        due_in: timedelta | None = None,
+    ) -> None:
+        super().__init__(name, description)
+        for attr, value in (
+            ("title", title),
+            ("form_schema", form_schema),
+            ("assignee", assignee),
+            ("assignee_key", assignee_key),
+            ("assignee_group", assignee_group),
+            ("due_in", due_in),
+        ):
+            if value is not None:
+                setattr(self, attr, value)
+        if not self.title:
+            self.title = self.name.replace("_", " ").capitalize()
+        self._validator: Draft202012Validator | None = None
+
+    def problems(self) -> list[str]:
+        """Report an invalid ``form_schema``."""
+        found = super().problems()
+        if self.form_schema is not None:
+            try:
+                Draft202012Validator.check_schema(dict(self.form_schema))
+            except SchemaError as exc:
+                found.append(f"step {self.name!r}: invalid form_schema: {exc.message}")
+        return found
+
+    def validate_form(self, data: Any) -> None:
+        """Check ``data`` against ``form_schema``.
+
+        Raises:
+            FormValidationError: with the messages for each failing field.
+        """
+        if not isinstance(data, Mapping):
+            raise FormValidationError({"": ["form data must be an object"]})
+        if self.form_schema is None:
+            return
+        if self._validator is None:
+            self._validator = Draft202012Validator(dict(self.form_schema))
+        field_errors: dict[str, list[str]] = {}
+        for error in self._validator.iter_errors(dict(data)):
+            if error.validator == "required" and isinstance(error.instance, Mapping):
+                base = "/".join(str(p) for p in error.absolute_path)
+                # jsonschema reports each missing field as its own error: note each once.
+                for missing in error.validator_value:
+                    if missing not in error.instance:
+                        path = f"{base}/{missing}" if base else str(missing)
+                        messages = field_errors.setdefault(path, [])
+                        if "this field is required" not in messages:
+                            messages.append("this field is required")
+                continue
+            path = "/".join(str(p) for p in error.absolute_path)
+            field_errors.setdefault(path, []).append(error.message)
+        if field_errors:
+            raise FormValidationError(field_errors)
+
+    def resolve_assignee(self, data: Mapping[str, Any]) -> str | None:
+        """The user the task goes to: from ``assignee_key`` in the context, else fixed."""
+        if self.assignee_key:
+            value = data.get(self.assignee_key)
+            if value is not None:
+                return str(value)
+        return self.assignee
+
+    def resolve_due(self, now: datetime) -> datetime | None:
+        """The task's due date, if the step sets one."""
+        return now + self.due_in if self.due_in is not None else None
+
+    @staticmethod
+    def check_data(data: Mapping[str, Any]) -> None:
+        """Refuse non-string keys early, with the same error as the context would raise."""
+        for key in data:
+            if not isinstance(key, str):
+                raise ValidationError(f"form field names must be strings, got {key!r}")

@@ -1,0 +1,145 @@
+"""The SAQ dispatcher: each committed activation becomes one SAQ job.
+
+SAQ's job defaults (``timeout=10``, one attempt, no heartbeat, 600 s records) would lose or
+cut short our steps, so every option is set here deliberately.  The job key is derived from
+the activation, so enqueueing the same activation twice (a relay and the reconciler, say)
+yields one job while it is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from saq.job import Job
+from saq.queue import Queue
+
+from flowstar.engine.clock import Clock, SystemClock
+from flowstar.engine.ports import ActivationRunner
+from flowstar.model.state import Token
+
+__all__ = ["JOB_FUNCTION", "JobOptions", "SAQDispatcher", "job_key"]
+
+JOB_FUNCTION = "flowstar.run_activation"
+
+
+# The instance whose next activation the running job may execute itself, and the kept token.
+_CHAIN: ContextVar[tuple[str, list[Token]] | None] = ContextVar("flowstar_saq_chain", default=None)
+
+
+def job_key(token_id: str) -> str:
+    """The SAQ job key of an activation."""
+    return f"act:{token_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """SAQ job options for activations.
+
+    Attributes:
+        timeout: seconds a step job may run (0: no limit); a step's own ``timeout`` is
+            enforced by the engine and recorded as a step failure, this is the backstop.
+        heartbeat: seconds without a heartbeat after which SAQ's sweep treats the job as
+            dead; the worker beats every third of it while a step runs.
+        retries: SAQ-level attempts, for infrastructure errors only (a database outage, a
+            killed worker).  Step errors never reach SAQ: the engine records them and applies
+            the step's retry policy.
+        retry_delay: seconds before an infrastructure retry (doubled each time, capped).
+        ttl: seconds finished job records are kept (they are never the state of record).
+        early: seconds before its due time a timer or back-off job is scheduled; SAQ moves
+            scheduled jobs on a 1 s tick in whole seconds, so the job arrives early and
+            waits out the rest to the millisecond.
+    """
+
+    timeout: int = 3600
+    heartbeat: int = 15
+    retries: int = 10
+    retry_delay: float = 1.0
+    retry_backoff: float = 30.0
+    ttl: int = 300
+    early: float = 1.5
+
+
+class SAQDispatcher:
+    """Enqueues activations as SAQ jobs; workers run them with ``run_activation``."""
+
+    def __init__(self, queue: Queue, options: JobOptions | None = None, clock: Clock | None = None) -> None:
+        self.queue = queue
+        self.options = options or JobOptions()
+        self.clock: Clock = clock or SystemClock()
+        self.runner: ActivationRunner | None = None
+
+    def bind(self, runner: ActivationRunner) -> None:
+        """Remember the engine's runner (used by in-process workers)."""
+        self.runner = runner
+
+    def job_for(self, instance_id: str, token: Token) -> Job:
+        """The SAQ job for ``token``."""
+        options = self.options
+        scheduled = 0
+        if token.due_at is not None:
+            wake = token.due_at.timestamp() - options.early
+            if wake > self.clock.now().timestamp():
+                scheduled = math.floor(wake)
+        return Job(
+            function=JOB_FUNCTION,
+            kwargs={"instance_id": instance_id, "token_id": token.id},
+            key=job_key(token.id),
+            timeout=options.timeout,
+            heartbeat=options.heartbeat,
+            retries=options.retries,
+            retry_delay=options.retry_delay,
+            retry_backoff=options.retry_backoff,
+            ttl=options.ttl,
+            scheduled=scheduled,
+        )
+
+    async def dispatch(self, instance_id: str, tokens: Sequence[Token]) -> None:
+        """Enqueue one job per token (concurrently, for fan-outs).
+
+        Inside ``chaining(instance_id)`` the first activation that is due now is kept for
+        the running job to execute next instead (see ``SAQExecutionEngine.execute_job``).
+        """
+        chain = _CHAIN.get()
+        if chain is not None and chain[0] == instance_id and not chain[1]:
+            now = self.clock.now()
+            for index, token in enumerate(tokens):
+                if token.kind == "run" and (token.due_at is None or token.due_at <= now):
+                    chain[1].append(token)
+                    tokens = [*tokens[:index], *tokens[index + 1 :]]
+                    break
+        if not tokens:
+            return
+        if len(tokens) == 1:
+            await self.queue.enqueue(self.job_for(instance_id, tokens[0]))
+            return
+        await asyncio.gather(*(self.queue.enqueue(self.job_for(instance_id, t)) for t in tokens))
+
+    @contextmanager
+    def chaining(self, instance_id: str) -> Iterator[list[Token]]:
+        """Collect (at most) one due activation of ``instance_id`` dispatched in the block.
+
+        The list it yields holds the kept token; the caller runs it or, if it does not,
+        must ``dispatch`` it outside the block so that it is not lost.
+        """
+        kept: list[Token] = []
+        reset = _CHAIN.set((instance_id, kept))
+        try:
+            yield kept
+        finally:
+            _CHAIN.reset(reset)
+
+    @asynccontextmanager
+    async def driving(self, instance_id: str) -> AsyncIterator[None]:
+        """Jobs run in workers: nothing runs in the caller's task."""
+        yield
+
+    async def settled(self, instance_id: str) -> None:
+        """Steps run in worker processes: nothing to wait for here."""
+
+    async def close(self) -> None:
+        """The queue belongs to the caller; nothing to release."""

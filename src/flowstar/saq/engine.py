@@ -1,0 +1,301 @@
+"""``SAQExecutionEngine``: steps run as SAQ jobs on any number of worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+import structlog
+from redis.asyncio import Redis
+from saq.job import Job
+from saq.queue import Queue
+
+from flowstar.db.engine import coerce_store
+from flowstar.engine.clock import Clock
+from flowstar.engine.core import Engine
+from flowstar.engine.views import WorkflowInstance
+from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, WorkflowStatus
+from flowstar.model.registry import WorkflowRegistry
+from flowstar.model.state import CommitPlan
+from flowstar.redis._cancel import raise_if_cancel_requested
+from flowstar.redis.stream_bus import RedisStreamEventBus
+from flowstar.saq.dispatcher import JobOptions, SAQDispatcher
+from flowstar.saq.lease import Lease, lease_key
+from flowstar.saq.reconciler import Reconciler
+from flowstar.saq.relay import OutboxRelay
+
+__all__ = ["SAQExecutionEngine"]
+
+log = structlog.get_logger("flowstar.saq")
+
+_SETTLED = frozenset({WorkflowStatus.WAITING, *TERMINAL_WORKFLOW_STATUSES})
+
+
+class SAQExecutionEngine(Engine):
+    """The ``ExecutionEngine`` API on SAQ: commits in SQL, steps as jobs, events on a stream.
+
+    ``start_workflow``, ``complete_human_task`` and the other calls commit and enqueue, then
+    return at once; ``wait_for_status`` awaits an outcome committed by any process.
+
+    Args:
+        registry: definitions (every worker needs the same ones).
+        queue: a ``saq.queue.redis.RedisQueue``.
+        persistence: a ``SQLAlchemyStore``, an SQLAlchemy engine/session factory, or a URL.
+        event_bus: a ``RedisStreamEventBus``; events then go through the outbox to it.
+        redis: client for leases, locks and status notifications (default: the queue's).
+        job_options: SAQ job options (see ``JobOptions``).
+        run_reconciler: run the reconciler and outbox relay in this process (workers do;
+            an API process may too).
+        reconcile_interval, reconcile_grace: see ``Reconciler``.
+        max_chain: most activations one job executes back to back (see ``execute_job``).
+    """
+
+    def __init__(
+        self,
+        registry: WorkflowRegistry,
+        *,
+        queue: Queue,
+        persistence: Any,
+        event_bus: RedisStreamEventBus | None = None,
+        redis: Redis | None = None,
+        clock: Clock | None = None,
+        job_options: JobOptions | None = None,
+        key_prefix: str = "flowstar:",
+        run_reconciler: bool = True,
+        reconcile_interval: float = 5.0,
+        reconcile_grace: float = 10.0,
+        max_chain: int = 20,
+    ) -> None:
+        self.sql_store = coerce_store(persistence, outbox=event_bus is not None)
+        if event_bus is not None:
+            self.sql_store.outbox = True
+        self.saq_dispatcher = SAQDispatcher(queue, job_options, clock)
+        # Events are not emitted by the committing call: they go through the outbox, so that
+        # a crash between commit and publication loses none.
+        super().__init__(registry, self.sql_store, self.saq_dispatcher, clock=clock, wait_for_settle=False)
+        self.queue = queue
+        self.redis: Redis = redis if redis is not None else queue.redis  # type: ignore[attr-defined]
+        self.stream_bus = event_bus
+        self.key_prefix = key_prefix
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.relay = (
+            OutboxRelay(self.sql_store, event_bus, self.redis, lock_key=f"{key_prefix}{queue.name}:relay-lock")
+            if event_bus is not None
+            else None
+        )
+        self.reconciler = Reconciler(
+            self.sql_store,
+            self.saq_dispatcher,
+            self.redis,
+            interval=reconcile_interval,
+            grace=reconcile_grace,
+            key_prefix=key_prefix,
+            clock=clock,
+        )
+        self.run_reconciler = run_reconciler
+        self.max_chain = max_chain
+        self._background: list[asyncio.Task[None]] = []
+        self._pending_publishes: set[asyncio.Future[Any]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self.commit_listeners.append(self._on_commit)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the reconciler and the outbox relay (idempotent)."""
+        if self._background:
+            return
+        if self.run_reconciler:
+            self._background.append(asyncio.create_task(self.reconciler.run(), name="flowstar-reconciler"))
+        if self.relay is not None:
+            self._background.append(asyncio.create_task(self.relay.run(), name="flowstar-relay"))
+
+    async def __aenter__(self) -> SAQExecutionEngine:
+        await self.start()
+        return self
+
+    async def close(self) -> None:
+        """Stop background tasks, drain the outbox once more, close the store."""
+        if self._listener is not None:
+            self._background.append(self._listener)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        if self._pending_publishes:
+            await asyncio.gather(*self._pending_publishes, return_exceptions=True)
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.drain()
+        await self.store.close()
+
+    # -- running jobs -------------------------------------------------------------------
+
+    async def execute_job(self, job: Job | None, instance_id: str, token_id: str) -> str:
+        """Run one activation delivered by SAQ, then the ones it chains; returns what happened.
+
+        When a committed step activates exactly one next step that is due now (a linear
+        run), this job executes it too instead of enqueueing a job for it: SAQ's own handling
+        of a job costs more than a short step.  At most ``max_chain`` steps run per job, and
+        never past half the job's timeout; a fan-out's other branches are enqueued as usual,
+        so they still run on any worker.  The chained step is committed before it runs, so
+        if this worker dies the reconciler re-dispatches it like any lost job.
+        """
+        started = time.monotonic()
+        budget = self.saq_dispatcher.options.timeout / 2 if self.saq_dispatcher.options.timeout else float("inf")
+        outcome = "ran"
+        current = token_id
+        for _ in range(self.max_chain):
+            with self.saq_dispatcher.chaining(instance_id) as kept:
+                try:
+                    result = await self._run_leased(job, instance_id, current)
+                except BaseException:
+                    # Cancelled (shutdown) after committing: hand the next step back to the
+                    # queue now rather than leave it to the reconciler.
+                    if kept:
+                        await asyncio.shield(self.saq_dispatcher.dispatch(instance_id, kept))
+                    raise
+            if current == token_id:
+                outcome = result
+            if not kept:
+                break
+            if result != "ran" or time.monotonic() - started > budget:
+                await self.saq_dispatcher.dispatch(instance_id, kept)
+                break
+            current = kept[0].id
+        else:
+            if kept:
+                await self.saq_dispatcher.dispatch(instance_id, kept)
+        return outcome
+
+    async def _run_leased(self, job: Job | None, instance_id: str, token_id: str) -> str:
+        """Run one activation under its lease.
+
+        The activation's lease guarantees one executor at a time; while the step runs the
+        job's heartbeat and the lease are renewed, so a long step is never swept as dead.
+        If the lease is lost anyway (Redis lost its data, or this process stalled longer
+        than the lease) and another worker has taken it, this run is cancelled: its outcome
+        could not commit, and the step must not run twice at the same time.
+        """
+        heartbeat = self.saq_dispatcher.options.heartbeat
+        lease = Lease(
+            self.redis,
+            lease_key(self.key_prefix, token_id),
+            owner=f"{self.worker_id}:{job.attempts if job else 0}:{uuid.uuid4().hex[:8]}",
+            ttl_ms=heartbeat * 1000,
+        )
+        if not await lease.acquire():
+            log.info("activation is running elsewhere", instance_id=instance_id, token_id=token_id)
+            return "leased-elsewhere"
+        run = asyncio.ensure_future(self.run_activation(instance_id, token_id))
+        beat = asyncio.create_task(self._beat(job, lease, heartbeat / 3, run))
+        try:
+            await run
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if beat.done() and not beat.cancelled() and beat.result() and not (current and current.cancelling()):
+                log.warning("lease lost to another worker; run cancelled", instance_id=instance_id, token_id=token_id)
+                return "lease-lost"
+            raise
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            if not run.done():  # this job was cancelled (SAQ timeout, shutdown)
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
+            await lease.release()
+        return "ran"
+
+    async def _beat(self, job: Job | None, lease: Lease, every: float, run: asyncio.Future[None]) -> bool:
+        """Renew the lease and the job's heartbeat until cancelled; True if the lease was lost."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                # A lease that expired or vanished is taken again if nobody else took it.
+                if not await lease.extend() and not await lease.acquire():
+                    run.cancel()
+                    return True
+                if job is not None:
+                    await job.update()
+            except Exception as exc:  # Redis unreachable for a moment: keep the step, try again
+                log.warning("heartbeat failed", key=lease.key, error=repr(exc))
+
+    # -- status notifications -----------------------------------------------------------
+
+    def _status_channel(self, instance_id: str) -> str:
+        return f"{self.key_prefix}status:{instance_id}"
+
+    async def _publish_status(self, instance_id: str, status: str) -> None:
+        try:
+            await self.redis.publish(self._status_channel(instance_id), status)
+        except Exception:  # a waiter falls back to polling; the commit already happened
+            log.warning("status notification failed", instance_id=instance_id)
+
+    def _on_commit(self, plan: CommitPlan) -> None:
+        if plan.events and self.relay is not None:
+            self.relay.wake()
+        status = plan.instance.status
+        if status in _SETTLED:
+            task = asyncio.ensure_future(self._publish_status(plan.instance.id, status.value))
+            self._pending_publishes.add(task)
+            task.add_done_callback(self._pending_publishes.discard)
+
+    async def _watching(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="flowstar-status-listener")
+        if self._listening.is_set():
+            return
+        # Every caller waits for the subscription (else a status published meanwhile is
+        # only seen at the next poll), but not for ever: if Redis does not answer, waiters
+        # fall back to polling the database.
+        subscribed = asyncio.ensure_future(self._listening.wait())
+        try:
+            await asyncio.wait({subscribed, self._listener}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            subscribed.cancel()
+
+    async def _listen(self) -> None:
+        # One subscription per process, fanned out to local waiters: a connection per
+        # waiter would exhaust the pool with a few hundred concurrent waits.
+        pubsub = self.redis.pubsub()
+        prefix = len(self._status_channel(""))
+        try:
+            await pubsub.psubscribe(self._status_channel("*"))
+            self._listening.set()
+            while True:
+                raise_if_cancel_requested()
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None or message.get("type") != "pmessage":
+                    continue
+                channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                data = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
+                with contextlib.suppress(ValueError):
+                    self._notify_status(channel[prefix:], WorkflowStatus(data))
+        except Exception as exc:  # the next wait_for_status starts a new listener
+            log.warning("status listener stopped; waiters poll the database", error=repr(exc))
+        finally:
+            self._listening.clear()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def wait_for_status(
+        self,
+        instance_id: UUID | str,
+        statuses: WorkflowStatus | Iterable[WorkflowStatus] = TERMINAL_WORKFLOW_STATUSES,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - same signature as Engine.wait_for_status
+        poll_interval: float = 2.0,
+    ) -> WorkflowInstance:
+        """Return the instance once any process commits one of ``statuses``.
+
+        Workers publish settled statuses on Redis pub/sub; a slow poll of the database
+        covers a lost message.
+        """
+        return await super().wait_for_status(instance_id, statuses, timeout=timeout, poll_interval=poll_interval)

@@ -1,0 +1,58 @@
+"""Shared fixtures: real servers for integration tests.
+
+Outside CI an unreachable server skips the tests that need it; with ``CI=true`` they fail,
+so CI can never pass without having exercised PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(url: str, default_port: int, what: str) -> None:
+    """Skip (or, in CI, fail) when the server behind ``url`` does not answer."""
+    if _reachable(url, default_port):
+        return
+    message = f"{what} is unreachable at {url}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: integration tests must not skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the PostgreSQL server for integration tests."""
+    url = os.environ.get("FLOWSTAR_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    require_server(url, 5432, "PostgreSQL")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """URL of the Redis server for integration tests (without a db number)."""
+    url = os.environ.get("FLOWSTAR_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    require_server(url, 6379, "Redis")
+    return url.rstrip("/")
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    """A key prefix / schema suffix no other test run uses."""
+    return f"t{uuid.uuid4().hex[:12]}"
