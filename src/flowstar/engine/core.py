@@ -18,7 +18,7 @@ from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Dispatcher, Store
-from flowstar.engine.runner import describe_error, run_step, snapshot
+from flowstar.engine.runner import describe_error, run_step
 from flowstar.engine.views import WorkflowInstance, as_uuid, definition_uuid, instance_view
 from flowstar.model.context import WorkflowContext, to_json_value
 from flowstar.model.definition import WorkflowDefinition
@@ -51,6 +51,9 @@ from flowstar.model.waits import WebhookStep
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "Engine"]
 
 log = structlog.get_logger("flowstar.engine")
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 # Optimistic commits retry this often when parallel branches of one instance collide.
@@ -445,7 +448,7 @@ class Engine:
         if token.due_at is not None and token.due_at > self.clock.now():
             # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
             await self.clock.sleep_until(token.due_at)
-        definition = self._definition(state)
+        definition = self.registry.get_definition(state.workflow_name, state.workflow_version)
         try:
             if token.kind == "timer":
                 await self._apply(
@@ -457,11 +460,10 @@ class Engine:
                 )
                 return
             step = definition.steps[token.step]
-            context = self._context(state, definition, token.step)
             clock_now = self.clock.now
             result = await run_step(
                 step,
-                context,
+                self._context(state, definition, token.step),
                 attempt=token.attempt,
                 policy=getattr(step, "retry_policy", None) or definition.retry_policy,
                 now=clock_now,
@@ -469,9 +471,10 @@ class Engine:
             events = self.events_enabled
             try:
                 # The first try builds on the state loaded above; ``_apply`` reloads and
-                # rebuilds only if another commit got in between.
+                # rebuilds only if another commit got in between.  The step's end is the
+                # transition's time: nothing happened in between.
                 plan = apply_step_result(
-                    definition, state, token_id, result, now=clock_now(), new_id=new_id, events=events
+                    definition, state, token_id, result, now=result.finished_at, new_id=new_id, events=events
                 )
                 if not await self._commit(plan):
                     await self._apply(
@@ -516,16 +519,20 @@ class Engine:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return state
 
-    def _context(self, state: InstanceState, definition: WorkflowDefinition, step: str) -> WorkflowContext:
+    @staticmethod
+    def _context(state: InstanceState, definition: WorkflowDefinition, step: str) -> WorkflowContext:
+        # Positional: this runs once per step.  The data is a deep copy so
+        # that a step mutating nested values in place changes nothing until its commit.
         return WorkflowContext(
-            workflow_id=definition_uuid(definition.name, definition.version),
-            instance_id=as_uuid(state.id),
-            data=snapshot(state.data),
-            metadata=state.metadata,
-            current_step=step,
-            started_at=state.started_at,
-            user_id=state.created_by,
-            tenant_id=state.tenant_id,
+            definition_uuid(definition.name, definition.version),
+            as_uuid(state.id),
+            _decode(_encode(state.data)),
+            state.metadata,
+            step,
+            None,
+            state.started_at,
+            state.created_by,
+            state.tenant_id,
         )
 
     def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:

@@ -110,7 +110,7 @@ async def run_step(
     inner: list[InnerRecord] = []
     try:
         # The default hooks do nothing: skipping their coroutines saves two awaits per step.
-        if not _is_default(step.can_execute, BaseStep.can_execute) and not await step.can_execute(context):
+        if getattr(step.can_execute, "__func__", None) is not _CAN_EXECUTE and not await step.can_execute(context):
             return StepResult(status="skipped", started_at=started, finished_at=now())
         targets: list[str] | None = None
         if isinstance(step, BaseGateway):
@@ -123,8 +123,14 @@ async def run_step(
             result = await step.execute(context)
         else:
             result = await _call_body(step, context)
-        output = None if result is None else to_json_value(f"{step.name} result", result)
-        if not _is_default(step.on_success, BaseStep.on_success):
+        if result is None:
+            output = None
+        else:
+            try:  # ``to_json_value`` inlined: this runs for every step
+                output = _decode(_encode(result))
+            except (TypeError, msgspec.EncodeError, ValueError):
+                output = to_json_value(f"{step.name} result", result)  # raises, naming the step
+        if getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
             await step.on_success(context, result)
     except Exception as exc:
         try:
@@ -154,13 +160,9 @@ async def run_step(
     )
 
 
-def _is_default(hook: Callable[..., Any], default: Callable[..., Any]) -> bool:
-    """Whether the bound ``hook`` is ``BaseStep``'s no-op (not overridden by class or instance)."""
-    return getattr(hook, "__func__", None) is default
-
-
-def snapshot(data: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of context data, so a step mutating nested values in place changes nothing
-    until its outcome is committed."""
-    copied: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(data))
-    return copied
+# A hook whose bound method wraps one of these is ``BaseStep``'s no-op (not overridden by the
+# class or the instance): it is not called.
+_CAN_EXECUTE = BaseStep.can_execute
+_ON_SUCCESS = BaseStep.on_success
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode

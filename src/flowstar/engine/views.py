@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -23,36 +22,6 @@ def definition_uuid(name: str, version: str) -> UUID:
     return uuid5(_NAMESPACE, f"{name}@{version}")
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowInstance:
-    """A snapshot of a workflow instance, as of the call that returned it."""
-
-    id: UUID
-    workflow_name: str
-    workflow_version: str
-    status: WorkflowStatus
-    current_step: str | None
-    context: WorkflowContext
-    error: str | None
-    failed_step: str | None
-    tenant_id: str | None
-    created_by: str | None
-    started_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    version: int
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """The context data."""
-        return self.context.data
-
-    @property
-    def definition_name(self) -> str:
-        """Alias of ``workflow_name``."""
-        return self.workflow_name
-
-
 @lru_cache(maxsize=4096)
 def as_uuid(value: str) -> UUID:
     """``UUID(value)``, cached: the same instance ids are parsed at every step."""
@@ -63,9 +32,124 @@ def as_uuid(value: str) -> UUID:
 _STEP_STATUS: dict[str, StepStatus] = {status.value: status for status in StepStatus}
 
 
-def instance_view(state: InstanceState) -> WorkflowInstance:
-    """Build the public view of ``state``."""
-    context = WorkflowContext(
+class WorkflowInstance:
+    """A snapshot of a workflow instance, as of the call that returned it.
+
+    Built from the committed state it was read from, which never changes; the ``context``
+    (a copy of the data and the step history) is only built when it is first read, since
+    most callers look at the id and status alone.
+    """
+
+    __slots__ = ("_context", "_id", "_state")
+
+    def __init__(self, state: InstanceState) -> None:
+        self._state = state
+        self._id: UUID | None = None
+        self._context: WorkflowContext | None = None
+
+    @property
+    def id(self) -> UUID:
+        """The instance id."""
+        if self._id is None:
+            self._id = UUID(self._state.id)
+        return self._id
+
+    @property
+    def context(self) -> WorkflowContext:
+        """The instance's context: data, metadata and step history (a copy)."""
+        if self._context is None:
+            self._context = _context(self._state)
+        return self._context
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The context data."""
+        return self.context.data
+
+    @property
+    def workflow_name(self) -> str:
+        """The definition's name."""
+        return self._state.workflow_name
+
+    @property
+    def definition_name(self) -> str:
+        """Alias of ``workflow_name``."""
+        return self._state.workflow_name
+
+    @property
+    def workflow_version(self) -> str:
+        """The definition version the instance runs."""
+        return self._state.workflow_version
+
+    @property
+    def status(self) -> WorkflowStatus:
+        """Where the instance is in its life cycle."""
+        return self._state.status
+
+    @property
+    def current_step(self) -> str | None:
+        """The step most recently activated."""
+        return self._state.current_step
+
+    @property
+    def error(self) -> str | None:
+        """Why the instance failed, or the cancellation reason."""
+        return self._state.error
+
+    @property
+    def failed_step(self) -> str | None:
+        """The step that failed, for a failed instance."""
+        return self._state.failed_step
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The tenant the instance belongs to."""
+        return self._state.tenant_id
+
+    @property
+    def created_by(self) -> str | None:
+        """Who started the instance."""
+        return self._state.created_by
+
+    @property
+    def started_at(self) -> datetime:
+        """When the instance was created."""
+        return self._state.started_at
+
+    @property
+    def updated_at(self) -> datetime:
+        """When its last change was committed."""
+        return self._state.updated_at
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """When it finished (completed, failed or canceled)."""
+        return self._state.completed_at
+
+    @property
+    def version(self) -> int:
+        """How many commits the instance has had."""
+        return self._state.version
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WorkflowInstance):
+            return NotImplemented
+        return self._state == other._state
+
+    def __hash__(self) -> int:
+        return hash((self._state.id, self._state.version))
+
+    def __repr__(self) -> str:
+        state = self._state
+        return (
+            f"WorkflowInstance(id={state.id!r}, workflow_name={state.workflow_name!r}, "
+            f"workflow_version={state.workflow_version!r}, status={state.status.value!r}, "
+            f"current_step={state.current_step!r}, version={state.version})"
+        )
+
+
+def _context(state: InstanceState) -> WorkflowContext:
+    return WorkflowContext(
         workflow_id=definition_uuid(state.workflow_name, state.workflow_version),
         instance_id=as_uuid(state.id),
         data=dict(state.data),
@@ -79,19 +163,8 @@ def instance_view(state: InstanceState) -> WorkflowInstance:
         user_id=state.created_by,
         tenant_id=state.tenant_id,
     )
-    return WorkflowInstance(
-        id=as_uuid(state.id),
-        workflow_name=state.workflow_name,
-        workflow_version=state.workflow_version,
-        status=state.status,
-        current_step=state.current_step,
-        context=context,
-        error=state.error,
-        failed_step=state.failed_step,
-        tenant_id=state.tenant_id,
-        created_by=state.created_by,
-        started_at=state.started_at,
-        updated_at=state.updated_at,
-        completed_at=state.completed_at,
-        version=state.version,
-    )
+
+
+def instance_view(state: InstanceState) -> WorkflowInstance:
+    """Build the public view of ``state``."""
+    return WorkflowInstance(state)

@@ -21,6 +21,8 @@ from flowstar.model.errors import ContextSerializationError
 __all__ = ["StepExecution", "WorkflowContext", "to_json_value"]
 
 _MISSING: Any = object()
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
 
 
 def to_json_value(key: str, value: Any) -> Any:
@@ -52,7 +54,10 @@ class StepExecution:
     error: str | None = None
 
 
-@dataclass
+_EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(init=False)
 class WorkflowContext:
     """Execution context passed between steps.
 
@@ -60,19 +65,42 @@ class WorkflowContext:
     recorded in ``changes`` so the engine can commit exactly what the step wrote.
     """
 
-    workflow_id: UUID = field(default_factory=uuid4)
-    instance_id: UUID = field(default_factory=uuid4)
-    data: dict[str, Any] = field(default_factory=dict)
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    current_step: str = ""
-    step_history: list[StepExecution] = field(default_factory=list)
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    user_id: str | None = None
-    tenant_id: str | None = None
-    changes: dict[str, Any] = field(default_factory=dict, repr=False)
+    workflow_id: UUID
+    instance_id: UUID
+    data: dict[str, Any]
+    metadata: Mapping[str, Any]
+    current_step: str
+    step_history: list[StepExecution]
+    started_at: datetime
+    user_id: str | None
+    tenant_id: str | None
+    changes: dict[str, Any] = field(repr=False)
 
-    def __post_init__(self) -> None:
-        self.metadata = MappingProxyType(dict(self.metadata))
+    # Written out rather than generated: the engine builds one context per step, and the
+    # generated ``__init__`` would call default factories and ``__post_init__`` each time.
+    def __init__(  # noqa: PLR0917 - the documented dataclass fields, in order
+        self,
+        workflow_id: UUID | None = None,
+        instance_id: UUID | None = None,
+        data: dict[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        current_step: str = "",
+        step_history: list[StepExecution] | None = None,
+        started_at: datetime | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id if workflow_id is not None else uuid4()
+        self.instance_id = instance_id if instance_id is not None else uuid4()
+        self.data = data if data is not None else {}
+        self.metadata = MappingProxyType(dict(metadata)) if metadata else _EMPTY_METADATA
+        self.current_step = current_step
+        self.step_history = step_history if step_history is not None else []
+        self.started_at = started_at if started_at is not None else datetime.now(UTC)
+        self.user_id = user_id
+        self.tenant_id = tenant_id
+        self.changes = changes if changes is not None else {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return ``data[key]``, or ``default`` when the key is absent."""
@@ -87,7 +115,11 @@ class WorkflowContext:
         """
         if not isinstance(key, str):
             raise ContextSerializationError(f"context keys must be strings, got {key!r}")
-        stored = to_json_value(key, value)
+        try:
+            # ``to_json_value`` inlined: steps call ``set`` in their innermost loops.
+            stored = _decode(_encode(value))
+        except (TypeError, msgspec.EncodeError, ValueError):
+            stored = to_json_value(key, value)  # raises the error that names the key
         self.data[key] = stored
         self.changes[key] = stored
 

@@ -99,7 +99,12 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False):
 
 
 class StepRecord(msgspec.Struct, kw_only=True, gc=False):
-    """One execution (attempt) of one step."""
+    """One execution (attempt) of one step.
+
+    The record of a ``run`` token's outcome has the token's id: one activation has exactly
+    one outcome, and the id then costs nothing to make.  Records of steps inside a group and
+    of waits (opened before their token exists) get ids of their own.
+    """
 
     id: str
     instance_id: str

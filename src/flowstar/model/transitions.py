@@ -78,6 +78,7 @@ __all__ = [
 NewId = Callable[[], str]
 
 
+_WAITS = (StepType.HUMAN, StepType.TIMER, StepType.WEBHOOK)
 _RESULT_STATUS = {
     "succeeded": StepStatus.SUCCEEDED,
     "skipped": StepStatus.SKIPPED,
@@ -374,6 +375,36 @@ def start_instance(
         started_at=now,
         updated_at=now,
     )
+    initial = definition.initial_step
+    if definition.get_graph().step_types.get(initial) not in _WAITS:
+        # The common case in one pass (a test checks it equals what the general path builds).
+        token = Token(id=new_id(), step=initial, created_at=now)
+        state.data = dict(data)
+        state.tokens = {token.id: token}
+        state.current_step = initial
+        state.version = 1
+        plan = CommitPlan(instance=state, expected_version=0, dispatch=[token])
+        if events:
+            plan.events = [
+                WorkflowStarted(
+                    instance_id=instance_id,
+                    workflow_name=definition.name,
+                    workflow_version=definition.version,
+                    timestamp=now,
+                    tenant_id=tenant_id,
+                    initial_step=initial,
+                    created_by=created_by,
+                )
+            ]
+        return plan
+    return _start(definition, state, now=now, new_id=new_id, events=events)
+
+
+def _start(
+    definition: WorkflowDefinition, state: InstanceState, *, now: datetime, new_id: NewId, events: bool
+) -> CommitPlan:
+    """``start_instance`` for any initial step, waits included."""
+    created_by = state.created_by
     tr = _Transition(definition, state, now, new_id, events)
     tr.emit(WorkflowStarted, initial_step=definition.initial_step, created_by=created_by)
     tr.enter(definition.initial_step)
@@ -396,6 +427,129 @@ def apply_step_result(
         StaleTokenError: the token is no longer active (a duplicate delivery, or the instance
             was canceled or failed meanwhile).
     """
+    if (
+        result.status == "succeeded"
+        and result.targets is None
+        and not result.inner
+        and not state.joins
+        and state.status is WorkflowStatus.RUNNING
+    ):
+        token = state.tokens.get(token_id)
+        if token is not None:
+            routes = definition.straight_routes
+            if token.step in routes:
+                return _advance(
+                    definition, state, token, routes[token.step], result, now=now, new_id=new_id, events=events
+                )
+    return _apply_step_result(definition, state, token_id, result, now=now, new_id=new_id, events=events)
+
+
+def _advance(
+    definition: WorkflowDefinition,
+    state: InstanceState,
+    token: Token,
+    target: str | None,
+    result: StepResult,
+    *,
+    now: datetime,
+    new_id: NewId,
+    events: bool,
+) -> CommitPlan:
+    """``_apply_step_result`` for a step that succeeded on a straight route, in one pass.
+
+    Most steps of most workflows are such steps, and this is the engine's innermost loop:
+    the plan it builds is exactly the one the general path builds (a test compares them).
+    """
+    step = token.step
+    step_type: str = definition.get_graph().step_types[step]
+    attempt = token.attempt
+    tokens = dict(state.tokens)
+    del tokens[token.id]
+    data = dict(state.data)
+    if result.changes:
+        data.update(result.changes)
+    history = list(state.history)
+    history.append(HistoryEntry(step, StepStatus.SUCCEEDED, attempt, now))
+    if len(history) > HISTORY_LIMIT:
+        del history[: len(history) - HISTORY_LIMIT]
+    record = StepRecord(
+        id=token.id,
+        instance_id=state.id,
+        step_name=step,
+        step_type=step_type,
+        status=StepStatus.SUCCEEDED,
+        attempt=attempt,
+        input_data=state.data,
+        output_data=result.output,
+        error=result.error,
+        started_at=result.started_at,
+        completed_at=result.finished_at,
+        token_id=token.id,
+        tenant_id=state.tenant_id,
+    )
+    dispatch: list[Token] = []
+    current = state.current_step
+    if target is not None:
+        following = Token(id=new_id(), step=target, kind="run", created_at=now)
+        tokens[following.id] = following
+        dispatch.append(following)
+        current = target
+    completed_at = state.completed_at
+    if not tokens:
+        status = WorkflowStatus.COMPLETED
+        completed_at = now
+    elif any(t.kind == "run" for t in tokens.values()):
+        status = WorkflowStatus.RUNNING
+    else:
+        status = WorkflowStatus.WAITING
+    instance = msgspec.structs.replace(
+        state,
+        tokens=tokens,
+        joins={},
+        history=history,
+        data=data,
+        current_step=current,
+        status=status,
+        completed_at=completed_at,
+        version=state.version + 1,
+        updated_at=now,
+    )
+    plan = CommitPlan(instance=instance, expected_version=state.version, new_records=[record], dispatch=dispatch)
+    if events:
+        common: dict[str, Any] = {
+            "instance_id": state.id,
+            "workflow_name": state.workflow_name,
+            "workflow_version": state.workflow_version,
+            "tenant_id": state.tenant_id,
+        }
+        plan.events = [
+            StepStarted(timestamp=result.started_at, step_name=step, step_type=step_type, attempt=attempt, **common),
+            StepCompleted(
+                timestamp=now,
+                step_name=step,
+                step_type=step_type,
+                attempt=attempt,
+                output=result.output,
+                duration_ms=(result.finished_at - result.started_at).total_seconds() * 1000,
+                **common,
+            ),
+        ]
+        if status is WorkflowStatus.COMPLETED:
+            plan.events.append(WorkflowCompleted(timestamp=now, final_step=current, **common))
+    return plan
+
+
+def _apply_step_result(
+    definition: WorkflowDefinition,
+    state: InstanceState,
+    token_id: str,
+    result: StepResult,
+    *,
+    now: datetime,
+    new_id: NewId,
+    events: bool,
+) -> CommitPlan:
+    """``apply_step_result`` for any outcome: routing, joins, gateways, groups, failures."""
     tr = _Transition(definition, state, now, new_id, events)
     token = tr.take(token_id)
     step_type: str = tr.step_types[token.step]
@@ -424,7 +578,7 @@ def apply_step_result(
     status = _RESULT_STATUS[result.status]
     new_records.append(
         StepRecord(
-            id=new_id(),
+            id=token.id,  # the record of an activation's outcome carries the activation's id
             instance_id=state.id,
             step_name=token.step,
             step_type=step_type,
