@@ -48,11 +48,14 @@ class _Driving:
         self._reset = _DRIVE.set((self._instance_id, self._queue))
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._reset is not None:
-            _DRIVE.reset(self._reset)
-            self._reset = None
-        # Like a ``finally``: the queued activations run even when the block raised.
-        await self._dispatcher._drain(self._instance_id, self._queue)
+        # Like a ``finally``: the queued activations run even when the block raised, in this
+        # task, still marked as driving the instance.
+        try:
+            await self._dispatcher._run_queue(self._instance_id, self._queue)
+        finally:
+            if self._reset is not None:
+                _DRIVE.reset(self._reset)
+                self._reset = None
 
 
 class InlineDispatcher:
@@ -83,6 +86,14 @@ class InlineDispatcher:
         other branches of a fan-out, still run concurrently as tasks.
         """
         return _Driving(self, instance_id)
+
+    def may_chain(self, instance_id: str) -> bool:
+        """True inside an activation this dispatcher runs inline for ``instance_id``.
+
+        The first due token of a dispatch would be queued for this very task anyway.
+        """
+        drive = _DRIVE.get()
+        return drive is not None and drive[0] == instance_id and not self._closed
 
     async def dispatch(self, instance_id: str, tokens: Sequence[Token]) -> None:
         """Start due tokens now; queue the others for their due time."""
@@ -132,27 +143,31 @@ class InlineDispatcher:
                 idle.set()
 
     async def _drain(self, instance_id: str, queue: list[str]) -> None:
-        """Run queued activations one after the other, picking up the ones they chain."""
+        """Run queued activations in this (new) task, marked as driving the instance."""
+        reset = _DRIVE.set((instance_id, queue))
+        try:
+            await self._run_queue(instance_id, queue)
+        finally:
+            _DRIVE.reset(reset)
+
+    async def _run_queue(self, instance_id: str, queue: list[str]) -> None:
+        """Run queued activations one after the other, picking up the ones they dispatch."""
         if not queue:
             return
         assert self._runner is not None
-        reset = _DRIVE.set((instance_id, queue))
         ran = 0
-        try:
-            while queue:
-                token_id = queue.pop(0)
-                try:
-                    await self._runner(instance_id, token_id)
-                except Exception:
-                    log.exception("activation crashed", instance_id=instance_id, token_id=token_id)
-                finally:
-                    self._track(instance_id, -1)
-                ran += 1
-                if ran % _YIELD_EVERY == 0:
-                    # A long chain of steps that never suspend must not starve other instances.
-                    await asyncio.sleep(0)
-        finally:
-            _DRIVE.reset(reset)
+        while queue:
+            token_id = queue.pop(0)
+            try:
+                await self._runner(instance_id, token_id)
+            except Exception:
+                log.exception("activation crashed", instance_id=instance_id, token_id=token_id)
+            finally:
+                self._track(instance_id, -1)
+            ran += 1
+            if ran % _YIELD_EVERY == 0:
+                # Many activations that never suspend must not starve other instances.
+                await asyncio.sleep(0)
 
     async def settled(self, instance_id: str) -> None:
         """Wait until no activation of ``instance_id`` is running."""

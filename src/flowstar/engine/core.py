@@ -59,6 +59,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 # Optimistic commits retry this often when parallel branches of one instance collide.
 MAX_COMMIT_CONFLICTS = 50
 _LOCK_STRIPES = 64
+# A chain of steps run back to back yields to the event loop this often.
+_YIELD_EVERY = 32
 
 Build = Callable[[WorkflowDefinition, InstanceState], CommitPlan]
 
@@ -432,7 +434,9 @@ class Engine:
         """Execute one committed activation: a step body, or a due timer.
 
         Safe to call more than once for the same token: only the first outcome commits,
-        later ones find the token consumed and return.
+        later ones find the token consumed and return.  When the dispatcher allows it, the
+        next activation a step's commit creates (a straight route) runs right here, on the
+        state just committed, instead of going through the dispatcher and the store again.
         """
         state = await self.store.load_instance(instance_id)
         token = state.tokens.get(token_id) if state is not None else None
@@ -448,6 +452,26 @@ class Engine:
         if token.due_at is not None and token.due_at > self.clock.now():
             # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
             await self.clock.sleep_until(token.due_at)
+        chained = 0
+        while True:
+            handoff = await self._activate(instance_id, state, token)
+            if handoff is None:
+                return
+            state, token = handoff
+            chained += 1
+            if chained % _YIELD_EVERY == 0:
+                # A long chain of steps that never suspend must not starve other instances.
+                await asyncio.sleep(0)
+
+    async def _activate(
+        self, instance_id: str, state: InstanceState, token: Token
+    ) -> tuple[InstanceState, Token] | None:
+        """Run ``token`` on ``state`` and commit its outcome.
+
+        Returns the committed state and the next activation when the caller is to run that
+        one itself (see ``Dispatcher.may_chain``), else None.
+        """
+        token_id = token.id
         definition = self.registry.get_definition(state.workflow_name, state.workflow_version)
         try:
             if token.kind == "timer":
@@ -458,7 +482,7 @@ class Engine:
                     ),
                     state,
                 )
-                return
+                return None
             step = definition.steps[token.step]
             clock_now = self.clock.now
             result = await run_step(
@@ -476,13 +500,18 @@ class Engine:
                 plan = apply_step_result(
                     definition, state, token_id, result, now=result.finished_at, new_id=new_id, events=events
                 )
-                if not await self._commit(plan):
-                    await self._apply(
-                        instance_id,
-                        lambda d, s: apply_step_result(
-                            d, s, token_id, result, now=clock_now(), new_id=new_id, events=events
-                        ),
-                    )
+                following = plan.dispatch[0] if len(plan.dispatch) == 1 else None
+                if following is not None and following.due_at is None and self.dispatcher.may_chain(instance_id):
+                    if await self._commit(plan, dispatch=()):
+                        return plan.instance, following
+                elif await self._commit(plan):
+                    return None
+                await self._apply(
+                    instance_id,
+                    lambda d, s: apply_step_result(
+                        d, s, token_id, result, now=clock_now(), new_id=new_id, events=events
+                    ),
+                )
             except ContextSerializationError as exc:
                 # The store refused what the step wrote (PostgreSQL cannot hold a NUL character,
                 # for one): fail the step with that error rather than leave it pending forever.
@@ -500,6 +529,7 @@ class Engine:
                 )
         except (StaleTokenError, TaskAlreadyCompletedError):
             log.info("activation was consumed elsewhere", instance_id=instance_id, step=token.step)
+        return None
 
     # -- internals ----------------------------------------------------------------------
 
@@ -536,7 +566,7 @@ class Engine:
         )
 
     def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
-        if not isinstance(payload, Mapping):
+        if type(payload) is not dict and not isinstance(payload, Mapping):  # (an ABC check is slow)
             raise ValidationError(f"{what} must be a JSON object, got {type(payload).__name__}")
         for key in payload:
             if not isinstance(key, str):
@@ -629,7 +659,8 @@ class Engine:
             state = None
         raise ConcurrencyError(f"instance {instance_id} kept changing; gave up after {MAX_COMMIT_CONFLICTS} tries")
 
-    async def _commit(self, plan: CommitPlan) -> bool:
+    async def _commit(self, plan: CommitPlan, dispatch: Sequence[Token] | None = None) -> bool:
+        """Commit ``plan``, then dispatch ``dispatch`` (default: the plan's tokens) and publish."""
         instance_id = plan.instance.id
         # Holding the stripe lock over commit and publish keeps one instance's events in
         # commit order within this process.
@@ -640,8 +671,9 @@ class Engine:
                 await self._publish(plan)
         elif not await self.store.commit(plan):
             return False
-        if plan.dispatch:
-            await self.dispatcher.dispatch(instance_id, plan.dispatch)
+        tokens = plan.dispatch if dispatch is None else dispatch
+        if tokens:
+            await self.dispatcher.dispatch(instance_id, tokens)
         if self._watchers:
             self._notify(plan.instance)
         for listener in self.commit_listeners:

@@ -79,6 +79,13 @@ class Dispatcher(Protocol):
     def driving(self, instance_id: str) -> AbstractAsyncContextManager[None]:
         """A block whose dispatches of ``instance_id`` may run in the caller's task."""
 
+    def may_chain(self, instance_id: str) -> bool:
+        """Whether the activation of ``instance_id`` running now may run the next one itself.
+
+        True means the engine commits the next activation without dispatching it and runs
+        it in the current task, as this dispatcher would have done anyway.
+        """
+
     async def settled(self, instance_id: str) -> None:
         """Return when no activation of the instance is runnable in this process."""
 

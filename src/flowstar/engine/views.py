@@ -51,7 +51,7 @@ class WorkflowInstance:
     def id(self) -> UUID:
         """The instance id."""
         if self._id is None:
-            self._id = UUID(self._state.id)
+            self._id = as_uuid(self._state.id)
         return self._id
 
     @property

@@ -57,7 +57,7 @@ class StepExecution:
 _EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(init=False)
+@dataclass(init=False, slots=True)
 class WorkflowContext:
     """Execution context passed between steps.
 

@@ -498,7 +498,7 @@ def _advance(
     if not tokens:
         status = WorkflowStatus.COMPLETED
         completed_at = now
-    elif any(t.kind == "run" for t in tokens.values()):
+    elif target is not None or any(t.kind == "run" for t in tokens.values()):
         status = WorkflowStatus.RUNNING
     else:
         status = WorkflowStatus.WAITING

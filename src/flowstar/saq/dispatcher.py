@@ -133,6 +133,10 @@ class SAQDispatcher:
         finally:
             _CHAIN.reset(reset)
 
+    def may_chain(self, instance_id: str) -> bool:
+        """False: a job's own chaining (``chaining``) holds the lease and limits the run."""
+        return False
+
     @asynccontextmanager
     async def driving(self, instance_id: str) -> AsyncIterator[None]:
         """Jobs run in workers: nothing runs in the caller's task."""
