@@ -1,4 +1,4 @@
-"""Ids: canonical UUID text, unique, and not shared with a forked child."""
+"""Ids: canonical UUID text, unique, not shared with a forked child, and read back as UUIDs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from flowstar.engine.ids import new_id
+from flowstar.engine.views import as_uuid
 
 
 def test_ids_are_canonical_uuid_text() -> None:
@@ -33,3 +34,13 @@ def test_a_forked_child_draws_its_own_ids() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child_id != new_id()
+
+
+def test_as_uuid_reads_canonical_and_other_forms_like_uuid() -> None:
+    for _ in range(200):
+        value = uuid.uuid4()
+        parsed = as_uuid(str(value))
+        assert (parsed, str(parsed), hash(parsed), parsed.version) == (value, str(value), hash(value), 4)
+    assert as_uuid("{12345678123456781234567812345678}") == uuid.UUID("12345678-1234-5678-1234-567812345678")
+    with pytest.raises(ValueError, match="invalid literal"):
+        as_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz")

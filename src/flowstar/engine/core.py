@@ -177,10 +177,21 @@ class Engine:
             created_by=created_by,
             metadata=dict(metadata or {}),
         )
-        async with self.dispatcher.driving(plan.instance.id):
-            if not await self._commit(plan):
-                raise ConcurrencyError(f"instance id {plan.instance.id} collided")
-        return await self._settled_view(plan.instance.id)
+        instance_id = plan.instance.id
+        async with self.dispatcher.driving(instance_id):
+            first = plan.dispatch[0] if len(plan.dispatch) == 1 else None
+            if first is not None and first.due_at is None and self.dispatcher.may_chain(instance_id):
+                # The dispatcher would run the first step in this task anyway: run it (and the
+                # steps it chains) on the state just committed.
+                if not await self._commit(plan, dispatch=()):
+                    raise ConcurrencyError(f"instance id {instance_id} collided")
+                try:
+                    await self._run_chain(definition, plan.instance, first)
+                except Exception:
+                    log.exception("activation crashed", instance_id=instance_id, token_id=first.id)
+            elif not await self._commit(plan):
+                raise ConcurrencyError(f"instance id {instance_id} collided")
+        return await self._settled_view(instance_id)
 
     async def get_instance(self, instance_id: UUID | str) -> WorkflowInstance:
         """The instance's current state.
@@ -452,9 +463,15 @@ class Engine:
         if token.due_at is not None and token.due_at > self.clock.now():
             # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
             await self.clock.sleep_until(token.due_at)
+        definition = self.registry.get_definition(state.workflow_name, state.workflow_version)
+        await self._run_chain(definition, state, token)
+
+    async def _run_chain(self, definition: WorkflowDefinition, state: InstanceState, token: Token) -> None:
+        """Run ``token``, then each next activation the dispatcher lets this task run itself."""
+        chain = self.dispatcher.may_chain(state.id)
         chained = 0
         while True:
-            handoff = await self._activate(instance_id, state, token)
+            handoff = await self._activate(definition, state, token, chain=chain)
             if handoff is None:
                 return
             state, token = handoff
@@ -464,15 +481,16 @@ class Engine:
                 await asyncio.sleep(0)
 
     async def _activate(
-        self, instance_id: str, state: InstanceState, token: Token
+        self, definition: WorkflowDefinition, state: InstanceState, token: Token, *, chain: bool
     ) -> tuple[InstanceState, Token] | None:
         """Run ``token`` on ``state`` and commit its outcome.
 
-        Returns the committed state and the next activation when the caller is to run that
-        one itself (see ``Dispatcher.may_chain``), else None.
+        With ``chain`` (see ``Dispatcher.may_chain``), a single next activation due now is
+        committed without being dispatched and returned, with the committed state, for the
+        caller to run; otherwise returns None.
         """
+        instance_id = state.id
         token_id = token.id
-        definition = self.registry.get_definition(state.workflow_name, state.workflow_version)
         try:
             if token.kind == "timer":
                 await self._apply(
@@ -501,7 +519,7 @@ class Engine:
                     definition, state, token_id, result, now=result.finished_at, new_id=new_id, events=events
                 )
                 following = plan.dispatch[0] if len(plan.dispatch) == 1 else None
-                if following is not None and following.due_at is None and self.dispatcher.may_chain(instance_id):
+                if chain and following is not None and following.due_at is None:
                     if await self._commit(plan, dispatch=()):
                         return plan.instance, following
                 elif await self._commit(plan):
