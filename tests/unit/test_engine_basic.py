@@ -264,3 +264,39 @@ async def test_local_engine_satisfies_the_execution_engine_protocol(make_engine:
     engine: ExecutionEngine = make_engine()
     for method in ("start_workflow", "execute_step", "complete_human_task", "cancel_workflow", "retry", "get_instance"):
         assert inspect.iscoroutinefunction(getattr(engine, method))
+
+
+class _ComparedByName(BaseMachineStep):
+    """A step class with ``__eq__`` and so no hash (like a dataclass step): still runs."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ComparedByName) and other.name == self.name
+
+    __hash__ = None  # type: ignore[assignment]
+
+    async def execute(self, context: WorkflowContext) -> None:
+        context.set(self.name, True)
+
+
+async def test_unhashable_steps_run(make_engine: Any) -> None:
+    engine = make_engine(linear("unhashable", _ComparedByName("a"), _ComparedByName("b")))
+    for _ in range(2):
+        done = await engine.start_workflow("unhashable")
+        assert (done.status, done.data) == (WorkflowStatus.COMPLETED, {"a": True, "b": True})
+
+
+async def test_a_guard_or_hook_set_on_the_instance_is_honoured(make_engine: Any) -> None:
+    guarded, hooked = Set("guarded", ran=True), Set("hooked", hooked=True)
+    seen: list[Any] = []
+
+    async def never(context: WorkflowContext) -> bool:
+        return False
+
+    async def after(context: WorkflowContext, result: Any) -> None:
+        seen.append(context.current_step)
+
+    guarded.can_execute = never  # type: ignore[method-assign]
+    hooked.on_success = after  # type: ignore[method-assign]
+    done = await make_engine(linear("instance_hooks", guarded, hooked)).start_workflow("instance_hooks")
+    assert done.data == {"hooked": True}
+    assert seen == ["hooked"]

@@ -51,7 +51,8 @@ class _Driving:
         # Like a ``finally``: the queued activations run even when the block raised, in this
         # task, still marked as driving the instance.
         try:
-            await self._dispatcher._run_queue(self._instance_id, self._queue)
+            if self._queue:
+                await self._dispatcher._run_queue(self._instance_id, self._queue)
         finally:
             if self._reset is not None:
                 _DRIVE.reset(self._reset)

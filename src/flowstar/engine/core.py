@@ -18,7 +18,7 @@ from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Dispatcher, Store
-from flowstar.engine.runner import describe_error, run_step
+from flowstar.engine.runner import describe_error, is_plain, run_step
 from flowstar.engine.views import WorkflowInstance, as_uuid, definition_uuid, instance_view
 from flowstar.model.context import WorkflowContext, to_json_value
 from flowstar.model.definition import WorkflowDefinition
@@ -100,6 +100,8 @@ class Engine:
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._known_definitions: set[tuple[str, str]] = set()
         self.commit_listeners: list[Callable[[CommitPlan], None]] = []
+        # Per step object: whether ``run_step`` may take its short path (see ``is_plain``).
+        self._plain: dict[Step, bool] = {}
         self._forget: Callable[[str], None] | None = getattr(store, "forget", None)
         self._watchers: dict[str, list[tuple[frozenset[WorkflowStatus], asyncio.Future[None]]]] = {}
         dispatcher.bind(self.run_activation)
@@ -469,9 +471,10 @@ class Engine:
     async def _run_chain(self, definition: WorkflowDefinition, state: InstanceState, token: Token) -> None:
         """Run ``token``, then each next activation the dispatcher lets this task run itself."""
         chain = self.dispatcher.may_chain(state.id)
+        events = self.events_enabled
         chained = 0
         while True:
-            handoff = await self._activate(definition, state, token, chain=chain)
+            handoff = await self._activate(definition, state, token, chain=chain, events=events)
             if handoff is None:
                 return
             state, token = handoff
@@ -481,7 +484,7 @@ class Engine:
                 await asyncio.sleep(0)
 
     async def _activate(
-        self, definition: WorkflowDefinition, state: InstanceState, token: Token, *, chain: bool
+        self, definition: WorkflowDefinition, state: InstanceState, token: Token, *, chain: bool, events: bool
     ) -> tuple[InstanceState, Token] | None:
         """Run ``token`` on ``state`` and commit its outcome.
 
@@ -503,14 +506,20 @@ class Engine:
                 return None
             step = definition.steps[token.step]
             clock_now = self.clock.now
+            try:
+                plain = self._plain.get(step)
+                if plain is None:
+                    plain = self._plain[step] = is_plain(step)
+            except TypeError:  # an unhashable step (a dataclass with eq): decide each time
+                plain = is_plain(step)
             result = await run_step(
                 step,
                 self._context(state, definition, token.step),
                 attempt=token.attempt,
-                policy=getattr(step, "retry_policy", None) or definition.retry_policy,
+                policy=definition.retry_policy,
                 now=clock_now,
+                plain=plain,
             )
-            events = self.events_enabled
             try:
                 # The first try builds on the state loaded above; ``_apply`` reloads and
                 # rebuilds only if another commit got in between.  The step's end is the
@@ -569,8 +578,8 @@ class Engine:
 
     @staticmethod
     def _context(state: InstanceState, definition: WorkflowDefinition, step: str) -> WorkflowContext:
-        # Positional: this runs once per step.  The data is a deep copy so
-        # that a step mutating nested values in place changes nothing until its commit.
+        # Positional: this runs once per step.  The data is a deep copy so that a step
+        # mutating nested values in place changes nothing until its commit.
         return WorkflowContext(
             definition_uuid(definition.name, definition.version),
             as_uuid(state.id),

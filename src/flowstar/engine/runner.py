@@ -19,7 +19,7 @@ from flowstar.model.retry import NO_RETRY, RetryPolicy
 from flowstar.model.steps import BaseStep, Step
 from flowstar.model.transitions import InnerRecord, StepResult
 
-__all__ = ["describe_error", "run_group", "run_step"]
+__all__ = ["describe_error", "is_plain", "run_group", "run_step"]
 
 Now = Callable[[], datetime]
 Recorder = Callable[[InnerRecord], None]
@@ -97,6 +97,37 @@ def _json_output(step_name: str, result: Any) -> Any:
     return None if result is None else to_json_value(f"{step_name} result", result)
 
 
+async def _run_body(
+    step: Step, context: WorkflowContext, inner: list[InnerRecord], now: Now
+) -> tuple[bool, Any, list[str] | None]:
+    """``(ran, result, targets)`` of a step that is not plain: guard, gateway, group, timeout."""
+    # The default guard does nothing: skipping its coroutine saves an await.
+    if getattr(step.can_execute, "__func__", None) is not _CAN_EXECUTE and not await step.can_execute(context):
+        return False, None, None
+    if isinstance(step, BaseGateway):
+        choice = await step.evaluate(context)
+        return True, None, [choice] if isinstance(choice, str) else list(choice)
+    if isinstance(step, StepGroup):
+        return True, await run_group(step, context, inner.append, now), None
+    if getattr(step, "timeout", None) is None:
+        return True, await step.execute(context), None
+    return True, await _call_body(step, context), None
+
+
+def is_plain(step: Step) -> bool:
+    """Whether ``step`` is a plain body: no guard, no success hook, no timeout, no group or gateway.
+
+    ``run_step`` takes a shorter path for such a step (most steps are); the engine asks once
+    per step object.
+    """
+    return (
+        not isinstance(step, (BaseGateway, StepGroup))
+        and getattr(step, "timeout", None) is None
+        and getattr(step.can_execute, "__func__", None) is _CAN_EXECUTE
+        and getattr(step.on_success, "__func__", None) is _ON_SUCCESS
+    )
+
+
 async def run_step(
     step: Step,
     context: WorkflowContext,
@@ -104,25 +135,23 @@ async def run_step(
     attempt: int,
     policy: RetryPolicy | None,
     now: Now,
+    plain: bool = False,
 ) -> StepResult:
-    """Run one activation's body and describe the outcome; never raises for step errors."""
+    """Run one activation's body and describe the outcome; never raises for step errors.
+
+    ``policy`` is the workflow's retry policy (the step's own one wins); ``plain`` says the
+    step passed ``is_plain``.
+    """
     started = now()
     inner: list[InnerRecord] = []
+    targets: list[str] | None = None
     try:
-        # The default hooks do nothing: skipping their coroutines saves two awaits per step.
-        if getattr(step.can_execute, "__func__", None) is not _CAN_EXECUTE and not await step.can_execute(context):
-            return StepResult(status="skipped", started_at=started, finished_at=now())
-        targets: list[str] | None = None
-        if isinstance(step, BaseGateway):
-            choice = await step.evaluate(context)
-            targets = [choice] if isinstance(choice, str) else list(choice)
-            result: Any = None
-        elif isinstance(step, StepGroup):
-            result = await run_group(step, context, inner.append, now)
-        elif getattr(step, "timeout", None) is None:
-            result = await step.execute(context)
+        if plain:
+            result: Any = await step.execute(context)
         else:
-            result = await _call_body(step, context)
+            ran, result, targets = await _run_body(step, context, inner, now)
+            if not ran:
+                return StepResult(status="skipped", started_at=started, finished_at=now())
         if result is None:
             output = None
         else:
@@ -130,14 +159,14 @@ async def run_step(
                 output = _decode(_encode(result))
             except (TypeError, msgspec.EncodeError, ValueError):
                 output = to_json_value(f"{step.name} result", result)  # raises, naming the step
-        if getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
+        if not plain and getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
             await step.on_success(context, result)
     except Exception as exc:
         try:
             await step.on_failure(context, exc)
         except Exception as hook_error:  # the step's own error is the one to report
             exc.add_note(f"on_failure hook also failed: {describe_error(hook_error)}")
-        effective = policy or NO_RETRY
+        effective = getattr(step, "retry_policy", None) or policy or NO_RETRY
         retry_at = None
         if effective.should_retry(exc, attempt):
             retry_at = now() + timedelta(seconds=effective.delay(attempt, random.random()))  # noqa: S311

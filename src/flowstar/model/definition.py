@@ -170,6 +170,11 @@ class WorkflowDefinition:
         return self._graph
 
     @cached_property
+    def step_types(self) -> Mapping[str, StepType]:
+        """Each step's type, by step name (cached; don't mutate after use)."""
+        return self._graph.step_types
+
+    @cached_property
     def straight_routes(self) -> Mapping[str, str | None]:
         """Steps whose success moves the instance along one plain edge, or ends its path.
 

@@ -376,7 +376,7 @@ def start_instance(
         updated_at=now,
     )
     initial = definition.initial_step
-    if definition.get_graph().step_types.get(initial) not in _WAITS:
+    if definition.step_types.get(initial) not in _WAITS:
         # The common case in one pass (a test checks it equals what the general path builds).
         token = Token(id=new_id(), step=initial, created_at=now)
         state.data = dict(data)
@@ -461,7 +461,7 @@ def _advance(
     the plan it builds is exactly the one the general path builds (a test compares them).
     """
     step = token.step
-    step_type: str = definition.get_graph().step_types[step]
+    step_type: str = definition.step_types[step]
     attempt = token.attempt
     tokens = dict(state.tokens)
     del tokens[token.id]
