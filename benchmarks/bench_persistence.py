@@ -27,15 +27,23 @@ Round trips are counted per side and round:
   prepared statement: 1 each.  This sees both SQLAlchemy's statements and the ones flowstar's
   store sends straight through asyncpg.  As a cross-check the SQLAlchemy event count below is
   reported too (``sqlalchemy_events_per_instance``); for litestar-workflows the two agree.
-- SQLite: SQLAlchemy events: every ``before_cursor_execute`` (a statement or an
-  ``executemany`` batch) 1, ``commit`` and ``rollback`` 1 each (a call into aiosqlite's
-  thread), ``begin`` 0 (the sqlite3 module opens the transaction inside the first write).
-- SQLAlchemy events on PostgreSQL: ``before_cursor_execute`` 1, ``begin``/``commit``/
-  ``rollback`` outside autocommit 1 each, a pool pre-ping (if enabled) 1 per checkout.
+- SQLite: an in-process database has no wire; what a round trip costs there is a hop into
+  aiosqlite's worker thread (queue the call, wake the thread, run it, wake the event loop).
+  Every aiosqlite call goes through ``aiosqlite.Connection._execute``, which is wrapped and
+  counted, 1 per call: SQLAlchemy's adapter makes several per statement (``cursor()``,
+  ``execute``, ``fetchall``, cursor ``close``) plus ``commit``/``rollback`` (including the
+  pool's rollback when a connection is returned), and flowstar's store runs a whole commit,
+  or the load of an instance, as one function in one call.  Both sides are counted the same
+  way; the SQLAlchemy event count is reported beside it.
+- SQLAlchemy events (``sqlalchemy_events_per_instance``): ``before_cursor_execute`` (a
+  statement or an ``executemany`` batch) 1; on PostgreSQL ``begin``/``commit``/``rollback``
+  outside autocommit 1 each and a pool pre-ping (if enabled) 1 per checkout; on SQLite
+  ``commit``/``rollback`` 1 each and ``begin`` 0 (the sqlite3 module opens the transaction
+  inside the first write).  They do not see what flowstar's store runs outside SQLAlchemy.
 
-Not counted: connection set-up and asyncpg's one-off ``PREPARE`` of a statement a connection
-has not seen yet inside ``fetchval`` (a warm-up round, not measured, fills the pools and the
-statement caches first).
+Not counted: connection set-up (aiosqlite opens its connection outside ``_execute``) and
+asyncpg's one-off ``PREPARE`` of a statement a connection has not seen yet inside
+``fetchval`` (a warm-up round, not measured, fills the pools and the statement caches first).
 
 A round counts an instance as completed only if, after the clock stopped, the database says
 its status is ``completed`` and its context holds every key the workflow sets.
@@ -90,7 +98,7 @@ def log(message: str) -> None:
 
 
 class RoundTrips:
-    """Counts round trips on one ``AsyncEngine`` (see the module docstring for the rules)."""
+    """Counts SQLAlchemy events on one ``AsyncEngine`` (see the module docstring for the rules)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.count = 0
@@ -155,6 +163,32 @@ class WireCalls:
 
         counted._counted = True  # type: ignore[attr-defined]
         return counted
+
+
+class ThreadHops:
+    """SQLite: calls into aiosqlite's worker thread, counted at ``Connection._execute``.
+
+    Every aiosqlite call (a cursor's ``execute``/``fetch*``/``close``, ``commit``,
+    ``rollback``, and a function run on the sqlite3 connection) is queued to the thread there.
+    Process-wide, so it is read as a difference around one round of one side.
+    """
+
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from aiosqlite.core import Connection
+
+        original = Connection._execute
+        if getattr(original, "_counted", False):
+            return
+
+        async def counted(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            cls.count += 1
+            return await original(self, fn, *args, **kwargs)
+
+        counted._counted = True  # type: ignore[attr-defined]
+        Connection._execute = counted  # type: ignore[method-assign]
 
 
 # -- the two engines ---------------------------------------------------------------------------
@@ -401,7 +435,7 @@ async def run_round(side: Side, scenario: str, instances: int, concurrency: int)
     op: Callable[[int], Awaitable[Any]] = getattr(side, scenario)
     errors: list[str] = []
     gc.collect()
-    trips, wire = side.trips.count, WireCalls.count
+    trips, wire, hops = side.trips.count, WireCalls.count, ThreadHops.count
     cpu = time.process_time()
     started = time.perf_counter()
     for first in range(0, instances, concurrency):
@@ -411,7 +445,7 @@ async def run_round(side: Side, scenario: str, instances: int, concurrency: int)
         errors.extend(f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
-    events, wire = side.trips.count - trips, WireCalls.count - wire
+    events, wire, hops = side.trips.count - trips, WireCalls.count - wire, ThreadHops.count - hops
     outcomes = await side.outcomes()
     completed = sum(is_complete(scenario, status, data) for status, data in outcomes)
     finished = sum(status == "completed" for status, _data in outcomes)
@@ -425,7 +459,7 @@ async def run_round(side: Side, scenario: str, instances: int, concurrency: int)
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
         "statuses": statuses,
-        "round_trips": wire if side.trips.postgres else events,
+        "round_trips": wire if side.trips.postgres else hops,
         "sqlalchemy_events": events,
         "status_completed": finished,
     }
@@ -575,6 +609,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark; returns the JSON document."""
     WireCalls.install()
+    ThreadHops.install()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="flowstar-bench-") as tmp:
         for kind in args.databases:
@@ -602,8 +637,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "round_trips_counted": (
             "PostgreSQL: asyncpg calls that talk to the server (execute, executemany, prepare, "
-            "fetch*, incl. BEGIN/COMMIT/ROLLBACK) = 1 each; SQLite: SQLAlchemy before_cursor_execute "
-            "(statement or executemany batch) = 1, COMMIT/ROLLBACK = 1 each, BEGIN = 0 (implicit)"
+            "fetch*, incl. BEGIN/COMMIT/ROLLBACK) = 1 each; SQLite: calls into aiosqlite's worker "
+            "thread (aiosqlite.Connection._execute: each cursor execute/fetch/close, commit, rollback, "
+            "or function run on the sqlite3 connection) = 1 each, on both sides alike; connection "
+            "set-up not counted"
         ),
         "results": results,
         "targets": dict(TARGETS),

@@ -1,5 +1,6 @@
-"""Concurrency on PostgreSQL: many instances, simultaneous branch arrivals, racing task completions,
-and two engines (separate stores and connection pools, as two processes would have) on one database.
+"""Concurrency on PostgreSQL and SQLite: many instances, simultaneous branch arrivals, racing
+task completions, and two engines (separate stores and connection pools, as two processes would
+have) on one database.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from flowstar import (
     WorkflowStatus,
 )
 from flowstar.db import PersistentExecutionEngine, SQLAlchemyStore, create_database_engine
-
-postgres_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 class Write(BaseMachineStep):
@@ -108,7 +107,6 @@ async def _gather_until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
-@postgres_only
 async def test_200_instances_started_concurrently_all_complete(
     make_engine: Callable[[WorkflowRegistry], PersistentExecutionEngine], db_engine: AsyncEngine
 ) -> None:
@@ -149,7 +147,6 @@ async def _check_join(db_engine: AsyncEngine, instance_id: str, join: Write) -> 
     assert join.calls == 1
 
 
-@postgres_only
 async def test_branches_finishing_at_the_same_moment_run_the_join_once(
     make_engine: Callable[[WorkflowRegistry], PersistentExecutionEngine], db_engine: AsyncEngine
 ) -> None:
@@ -163,7 +160,6 @@ async def test_branches_finishing_at_the_same_moment_run_the_join_once(
     await _check_join(db_engine, str(done.id), join)
 
 
-@postgres_only
 async def test_two_engines_racing_on_every_branch_commit_each_outcome_once(
     make_engine: Callable[[WorkflowRegistry], PersistentExecutionEngine], db_engine: AsyncEngine
 ) -> None:
@@ -183,7 +179,6 @@ async def test_two_engines_racing_on_every_branch_commit_each_outcome_once(
     await _check_join(db_engine, str(done.id), join)
 
 
-@postgres_only
 async def test_one_task_completed_by_50_callers_succeeds_once(
     make_engine: Callable[[WorkflowRegistry], PersistentExecutionEngine], db_engine: AsyncEngine
 ) -> None:
@@ -202,7 +197,6 @@ async def test_one_task_completed_by_50_callers_succeeds_once(
     assert after.calls == 1
 
 
-@postgres_only
 async def test_two_engines_complete_one_task_once(
     make_engine: Callable[[WorkflowRegistry], PersistentExecutionEngine], db_engine: AsyncEngine
 ) -> None:

@@ -95,11 +95,15 @@ def _registry() -> WorkflowRegistry:
     return registry
 
 
-async def _scenario(db_engine: AsyncEngine, *, one_statement: bool, through_asyncpg: bool = True) -> list[str]:
+async def _scenario(
+    db_engine: AsyncEngine, *, one_statement: bool, through_asyncpg: bool = True, direct_sqlite: bool = True
+) -> list[str]:
     """Every kind of plan: creates, steps, task creation, reassignment, completion,
     cancellation, failure; with the outbox on."""
     store = SQLAlchemyStore(db_engine, outbox=True, one_statement=one_statement)
-    store._asyncpg = through_asyncpg  # False: the path another PostgreSQL driver takes
+    store._asyncpg = store._asyncpg and through_asyncpg  # False: the path another PostgreSQL driver takes
+    # False: SQLite through SQLAlchemy's transaction instead of one call into aiosqlite's thread.
+    store._aiosqlite = store._aiosqlite and direct_sqlite
     clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
     engine = Engine(_registry(), store, InlineDispatcher(clock), clock=clock)
     try:

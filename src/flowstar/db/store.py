@@ -7,12 +7,15 @@ the outbox rows of its events atomically:
 
 - on PostgreSQL as ONE statement (``_onestatement``) sent straight through a pooled asyncpg
   connection outside any transaction (``_asyncpg``): one round trip, autocommitted;
-- on SQLite, and for the rare PostgreSQL plan one statement cannot express, as one
-  transaction with one statement (or ``executemany`` batch) per table.
+- on SQLite (aiosqlite) as one transaction run by ONE call into aiosqlite's worker thread
+  (``_aiosqlite``): ``BEGIN IMMEDIATE``, one statement (or ``executemany`` batch) per table,
+  the version check and ``COMMIT``, all inside that thread;
+- for the rare PostgreSQL plan one statement cannot express (and other drivers), as one
+  SQLAlchemy transaction with one statement (or ``executemany`` batch) per table.
 
 Reads on PostgreSQL run in autocommit mode too (no ``BEGIN``/``ROLLBACK`` around a
 ``SELECT``); loading an instance, the read on every activation's path, goes through asyncpg
-directly like the commit.
+directly like the commit, and on SQLite it is one call into aiosqlite's thread.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
-from sqlalchemy import Update, bindparam, delete, func, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from flowstar.db import _onestatement
+from flowstar.db import _aiosqlite, _onestatement
 from flowstar.db._asyncpg import RawStatement
 from flowstar.db._rows import DECODE_TOKENS as _TOKENS
 from flowstar.db._rows import definitions as _definitions
@@ -55,6 +58,9 @@ _CACHE_SIZE = 10_000
 # Built once: constructing a statement per call costs more CPU than running it on SQLite.
 _LOAD_INSTANCE = select(_instances).where(_instances.c.id == bindparam("_id"))
 _INSERT_INSTANCE = insert(_instances)
+_INSERT_RECORDS = insert(_records)
+_INSERT_TASKS = insert(_tasks)
+_INSERT_OUTBOX = insert(_outbox)
 _UPDATE_INSTANCE = (
     update(_instances)
     .where(_instances.c.id == bindparam("_id"), _instances.c.lock_version == bindparam("_expected"))
@@ -94,6 +100,10 @@ def _refused_data(exc: DBAPIError) -> bool:
         return True
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return isinstance(code, str) and code.startswith("22")
+
+
+# A statement and its rows (parameter dicts), as the commit writes them.
+_Rows = tuple[Insert | Update, list[dict[str, Any]]]
 
 
 class _Conflict(Exception):
@@ -142,6 +152,10 @@ class SQLAlchemyStore:
             self._raw_create = RawStatement(_onestatement.CREATE, engine.dialect)
             self._raw_update = RawStatement(_onestatement.UPDATE, engine.dialect)
             self._raw_load = RawStatement(_LOAD_INSTANCE, engine.dialect)
+        # On SQLite the commit and the instance load are one hop into aiosqlite's thread each.
+        self._aiosqlite = engine.dialect.name == "sqlite" and engine.dialect.driver == "aiosqlite"
+        self._aiosqlite = self._aiosqlite and _aiosqlite.supported()
+        self._sqlite = _aiosqlite.SqliteRunner(engine)
 
     # -- definitions --------------------------------------------------------------------
 
@@ -196,6 +210,9 @@ class SQLAlchemyStore:
         if self._asyncpg:
             record = await self._raw_load.fetchrow(self.engine, {"_id": key})
             return state_from_row(record) if record is not None else None
+        if self._aiosqlite:
+            found = await self._sqlite.fetch_one(_LOAD_INSTANCE, {"_id": key})
+            return state_from_row(found) if found is not None else None
         async with self._autocommit.connect() as conn:
             row = (await conn.execute(_LOAD_INSTANCE, {"_id": key})).first()
         return state_from_row(row) if row is not None else None
@@ -208,17 +225,19 @@ class SQLAlchemyStore:
                 await self._commit_one_statement(plan)
                 self._remember(state)
                 return True
-            async with self.engine.begin() as conn:
-                if plan.created:
-                    await conn.execute(_INSERT_INSTANCE, self._new_instance_row(state))
-                else:
-                    values = {f"_{column}": value for column, value in _instance_values(state).items()}
-                    result = await conn.execute(
-                        _UPDATE_INSTANCE, {"_id": _uuid(state.id), "_expected": plan.expected_version, **values}
-                    )
-                    if result.rowcount != 1:
+            statement, row = self._instance_write(plan)
+            if self._aiosqlite:
+                writes = [self._sqlite.write(statement, [row], guarded=not plan.created)]
+                writes += [self._sqlite.write(child, rows) for child, rows in self._children(plan)]
+                if not await self._sqlite.transaction(writes):
+                    raise _Conflict
+            else:
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(statement, row)
+                    if not plan.created and result.rowcount != 1:
                         raise _Conflict
-                await self._write_children(conn, plan)
+                    for child, rows in self._children(plan):
+                        await conn.execute(child, rows)
         except _Conflict:
             self._cache.pop(state.id, None)
             return False
@@ -249,6 +268,14 @@ class SQLAlchemyStore:
         if written != 1:
             raise _Conflict
 
+    def _instance_write(self, plan: CommitPlan) -> tuple[Insert | Update, dict[str, Any]]:
+        """The instance's INSERT, or its UPDATE guarded by the expected version."""
+        state = plan.instance
+        if plan.created:
+            return _INSERT_INSTANCE, self._new_instance_row(state)
+        values = {f"_{column}": value for column, value in _instance_values(state).items()}
+        return _UPDATE_INSTANCE, {"_id": _uuid(state.id), "_expected": plan.expected_version, **values}
+
     def _new_instance_row(self, state: InstanceState) -> dict[str, Any]:
         row = _instance_values(state)
         row.update(
@@ -264,27 +291,31 @@ class SQLAlchemyStore:
         )
         return row
 
-    async def _write_children(self, conn: AsyncConnection, plan: CommitPlan) -> None:
-        # One statement (or executemany batch) per table and kind of change.
+    def _children(self, plan: CommitPlan) -> list[_Rows]:
+        """The child writes of ``plan``: one statement (or executemany batch) per table and
+        kind of change, in the order they run."""
+        writes: list[_Rows] = []
         if plan.new_records:
-            await conn.execute(insert(_records), [_record_row(r) for r in plan.new_records])
+            writes.append((_INSERT_RECORDS, [_record_row(r) for r in plan.new_records]))
         if plan.record_updates:
-            await conn.execute(
-                _UPDATE_RECORD,
-                [
-                    {
-                        "_id": _uuid(change.id),
-                        "_status": change.status.value,
-                        "_completed_at": change.completed_at,
-                        "_output_data": change.output_data,
-                        "_error": change.error,
-                        "_completed_by": change.completed_by,
-                    }
-                    for change in plan.record_updates
-                ],
+            writes.append(
+                (
+                    _UPDATE_RECORD,
+                    [
+                        {
+                            "_id": _uuid(change.id),
+                            "_status": change.status.value,
+                            "_completed_at": change.completed_at,
+                            "_output_data": change.output_data,
+                            "_error": change.error,
+                            "_completed_by": change.completed_by,
+                        }
+                        for change in plan.record_updates
+                    ],
+                )
             )
         if plan.new_tasks:
-            await conn.execute(insert(_tasks), [_task_row(t) for t in plan.new_tasks])
+            writes.append((_INSERT_TASKS, [_task_row(t) for t in plan.new_tasks]))
         batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task_change in plan.task_updates:
             values: dict[str, Any]
@@ -302,16 +333,18 @@ class SQLAlchemyStore:
             batches.setdefault(tuple(sorted(values)), []).append(
                 {"_id": _uuid(task_change.id), **{f"_{k}": v for k, v in values.items()}}
             )
-        for columns, rows in batches.items():
-            await conn.execute(_update_task(columns), rows)
+        writes.extend((_update_task(columns), rows) for columns, rows in batches.items())
         if self.outbox and plan.events:
-            await conn.execute(
-                insert(_outbox),
-                [
-                    {"instance_id": _uuid(plan.instance.id), "payload": encode_event(e), "created_at": e.timestamp}
-                    for e in plan.events
-                ],
+            writes.append(
+                (
+                    _INSERT_OUTBOX,
+                    [
+                        {"instance_id": _uuid(plan.instance.id), "payload": encode_event(e), "created_at": e.timestamp}
+                        for e in plan.events
+                    ],
+                )
             )
+        return writes
 
     def _remember(self, state: InstanceState) -> None:
         if not self.cache_states:
