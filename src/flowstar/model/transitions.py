@@ -463,8 +463,11 @@ def _advance(
     step = token.step
     step_type: str = definition.step_types[step]
     attempt = token.attempt
-    tokens = dict(state.tokens)
-    del tokens[token.id]
+    if len(state.tokens) == 1:  # (the token itself: the usual case)
+        tokens: dict[str, Token] = {}
+    else:
+        tokens = dict(state.tokens)
+        del tokens[token.id]
     data = dict(state.data)
     if result.changes:
         data.update(result.changes)
@@ -481,7 +484,6 @@ def _advance(
         attempt=attempt,
         input_data=state.data,
         output_data=result.output,
-        error=result.error,
         started_at=result.started_at,
         completed_at=result.finished_at,
         token_id=token.id,
@@ -505,7 +507,6 @@ def _advance(
     instance = msgspec.structs.replace(
         state,
         tokens=tokens,
-        joins={},
         history=history,
         data=data,
         current_step=current,
