@@ -44,3 +44,14 @@ def test_as_uuid_reads_canonical_and_other_forms_like_uuid() -> None:
     assert as_uuid("{12345678123456781234567812345678}") == uuid.UUID("12345678-1234-5678-1234-567812345678")
     with pytest.raises(ValueError, match="invalid literal"):
         as_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz")
+
+
+def test_block_formatting_keeps_every_random_bit_in_order() -> None:
+    from flowstar.engine.ids import _format_block
+
+    random_bytes = os.urandom(16 * 7)
+    formatted = _format_block(random_bytes)
+    assert [uuid.UUID(value).bytes for value in formatted] == [
+        random_bytes[i : i + 16] for i in range(0, len(random_bytes), 16)
+    ]
+    assert all(str(uuid.UUID(value)) == value for value in formatted)
