@@ -514,7 +514,19 @@ class Engine:
                 plain = is_plain(step)
             result = await run_step(
                 step,
-                self._context(state, definition, token.step),
+                # Positional, built here: this runs for every step.  The data is a deep copy so
+                # that a step mutating nested values in place changes nothing until its commit.
+                WorkflowContext(
+                    definition_uuid(definition.name, definition.version),
+                    as_uuid(instance_id),
+                    _decode(_encode(state.data)),
+                    state.metadata,
+                    token.step,
+                    None,
+                    state.started_at,
+                    state.created_by,
+                    state.tenant_id,
+                ),
                 attempt=token.attempt,
                 policy=definition.retry_policy,
                 now=clock_now,
@@ -575,22 +587,6 @@ class Engine:
         if state is None:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return state
-
-    @staticmethod
-    def _context(state: InstanceState, definition: WorkflowDefinition, step: str) -> WorkflowContext:
-        # Positional: this runs once per step.  The data is a deep copy so that a step
-        # mutating nested values in place changes nothing until its commit.
-        return WorkflowContext(
-            definition_uuid(definition.name, definition.version),
-            as_uuid(state.id),
-            _decode(_encode(state.data)),
-            state.metadata,
-            step,
-            None,
-            state.started_at,
-            state.created_by,
-            state.tenant_id,
-        )
 
     def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
         if type(payload) is not dict and not isinstance(payload, Mapping):  # (an ABC check is slow)
