@@ -196,6 +196,7 @@ def _counting_statements(db_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
     from sqlalchemy import event
 
     from flowstar.db._asyncpg import RawStatement
+    from flowstar.db._leases import Leases
 
     seen: list[str] = []
 
@@ -205,9 +206,9 @@ def _counting_statements(db_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
     event.listen(db_engine.sync_engine, "before_cursor_execute", before)
     run = RawStatement._run
 
-    async def counted(self: RawStatement, engine: AsyncEngine, method: str, params: Any) -> Any:
+    async def counted(self: RawStatement, leases: Leases, method: str, params: Any) -> Any:
         seen.append(self.sql.split(maxsplit=1)[0])
-        return await run(self, engine, method, params)
+        return await run(self, leases, method, params)
 
     monkeypatch.setattr(RawStatement, "_run", counted)
     return lambda: seen

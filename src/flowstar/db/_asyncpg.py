@@ -3,13 +3,14 @@
 A step's commit and the load of an instance are one statement each; SQLAlchemy's
 ``AsyncConnection`` around them (greenlet hand-offs, isolation-level switching, result
 wrapping) costs about twice the CPU of the statement itself.  Here the statement is compiled
-once by SQLAlchemy's asyncpg dialect, a connection is borrowed from the same pool
-(``AsyncEngine.raw_connection()``), and asyncpg runs it outside any transaction, which makes
-it autocommit: one round trip.  asyncpg keeps the prepared statement per connection.
+once by SQLAlchemy's asyncpg dialect and runs on a connection of the engine's pool kept
+between statements (``_leases``: no pool checkout per statement), outside any transaction,
+which makes it autocommit: one round trip.  asyncpg keeps the prepared statement per
+connection.
 
 Errors come back as SQLAlchemy's exception classes (``IntegrityError``, ``DataError``,
 ``DBAPIError``) with the asyncpg error as ``orig``, as on the SQLAlchemy path; a connection
-that failed below the SQL level is invalidated instead of going back to the pool.
+that failed below the SQL level is closed and invalidated instead of being used again.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any, cast
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import greenlet_spawn
+
+from flowstar.db._leases import Leases
 
 __all__ = ["RawStatement"]
 
@@ -38,35 +39,33 @@ class RawStatement:
     def _args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] for name in self.names]
 
-    async def fetchval(self, engine: AsyncEngine, params: Mapping[str, Any]) -> Any:
+    async def fetchval(self, leases: Leases, params: Mapping[str, Any]) -> Any:
         """The first column of the first row."""
-        return await self._run(engine, "fetchval", params)
+        return await self._run(leases, "fetchval", params)
 
-    async def fetchrow(self, engine: AsyncEngine, params: Mapping[str, Any]) -> Any:
+    async def fetchrow(self, leases: Leases, params: Mapping[str, Any]) -> Any:
         """The first row (an ``asyncpg.Record``, a mapping by column name), or None."""
-        return await self._run(engine, "fetchrow", params)
+        return await self._run(leases, "fetchrow", params)
 
-    async def _run(self, engine: AsyncEngine, method: str, params: Mapping[str, Any]) -> Any:
+    async def _run(self, leases: Leases, method: str, params: Mapping[str, Any]) -> Any:
         import asyncpg  # type: ignore[import-untyped]
 
-        fairy = await engine.raw_connection()
+        lease = await leases.acquire()
+        broken: BaseException | None = None
         try:
-            driver = fairy.driver_connection
-            try:
-                return await getattr(driver, method)(self.sql, *self._args(params))
-            except asyncpg.IntegrityConstraintViolationError as error:
-                raise sa_exc.IntegrityError(self.sql, params, error) from error
-            except asyncpg.DataError as error:
-                raise sa_exc.DataError(self.sql, params, error) from error
-            except asyncpg.PostgresError as error:
-                raise sa_exc.DBAPIError(self.sql, params, error) from error
-            except BaseException as error:
-                # Below SQL (connection lost, cancelled mid-message): the connection's state
-                # is unknown, so it must not be reused.
-                await greenlet_spawn(fairy.invalidate, error if isinstance(error, Exception) else None)
-                if isinstance(error, Exception):
-                    raise sa_exc.DBAPIError(self.sql, params, error, connection_invalidated=True) from error
-                raise
+            return await getattr(lease.driver, method)(self.sql, *self._args(params))
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise sa_exc.IntegrityError(self.sql, params, error) from error
+        except asyncpg.DataError as error:
+            raise sa_exc.DataError(self.sql, params, error) from error
+        except asyncpg.PostgresError as error:
+            raise sa_exc.DBAPIError(self.sql, params, error) from error
+        except BaseException as error:
+            # Below SQL (connection lost, cancelled mid-message): the connection's state is
+            # unknown, so it must not be reused.
+            broken = error
+            if isinstance(error, Exception):
+                raise sa_exc.DBAPIError(self.sql, params, error, connection_invalidated=True) from error
+            raise
         finally:
-            # In a greenlet: the pool may close the connection (an overflow one), which awaits.
-            await greenlet_spawn(fairy.close)
+            await leases.release(lease, broken)

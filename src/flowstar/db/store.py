@@ -5,8 +5,10 @@ between concurrent workflows (as the reference project does) corrupts its state.
 writes the instance (guarded by ``lock_version``), the step records, tasks and, when enabled,
 the outbox rows of its events atomically:
 
-- on PostgreSQL as ONE statement (``_onestatement``) sent straight through a pooled asyncpg
-  connection outside any transaction (``_asyncpg``): one round trip, autocommitted;
+- on PostgreSQL as ONE statement (``_onestatement``) sent straight through an asyncpg
+  connection outside any transaction (``_asyncpg``): one round trip, autocommitted; the
+  connection is one of the engine's, kept between statements (``_leases``) instead of
+  checked out of its pool per statement;
 - on SQLite (aiosqlite) as one transaction run by ONE call into aiosqlite's worker thread
   (``_aiosqlite``): ``BEGIN IMMEDIATE``, one statement (or ``executemany`` batch) per table,
   the version check and ``COMMIT``, all inside that thread;
@@ -34,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flowstar.db import _aiosqlite, _onestatement
 from flowstar.db._asyncpg import RawStatement
+from flowstar.db._leases import leases_for
 from flowstar.db._rows import DECODE_TOKENS as _TOKENS
 from flowstar.db._rows import definitions as _definitions
 from flowstar.db._rows import dispatch_at, record_from_row, state_from_row, task_from_row
@@ -149,6 +152,7 @@ class SQLAlchemyStore:
         # PostgreSQL driver gets the same statements through SQLAlchemy).
         self._asyncpg = self._postgres and engine.dialect.driver == "asyncpg"
         if self._asyncpg:
+            self._leases = leases_for(engine)
             self._raw_create = RawStatement(_onestatement.CREATE, engine.dialect)
             self._raw_update = RawStatement(_onestatement.UPDATE, engine.dialect)
             self._raw_load = RawStatement(_LOAD_INSTANCE, engine.dialect)
@@ -208,7 +212,7 @@ class SQLAlchemyStore:
             return cached
         key = _uuid(instance_id)
         if self._asyncpg:
-            record = await self._raw_load.fetchrow(self.engine, {"_id": key})
+            record = await self._raw_load.fetchrow(self._leases, {"_id": key})
             return state_from_row(record) if record is not None else None
         if self._aiosqlite:
             found = await self._sqlite.fetch_one(_LOAD_INSTANCE, {"_id": key})
@@ -260,7 +264,7 @@ class SQLAlchemyStore:
         definition_id = self._definition_ids.get((plan.instance.workflow_name, plan.instance.workflow_version))
         params = _onestatement.parameters(plan, definition_id=definition_id, outbox=self.outbox)
         if self._asyncpg:
-            written = await (self._raw_create if plan.created else self._raw_update).fetchval(self.engine, params)
+            written = await (self._raw_create if plan.created else self._raw_update).fetchval(self._leases, params)
         else:
             async with self._autocommit.connect() as conn:
                 statement = _onestatement.CREATE if plan.created else _onestatement.UPDATE
@@ -487,6 +491,12 @@ class SQLAlchemyStore:
         return cls(create_database_engine(url), owns_engine=True, **kwargs)
 
     async def close(self) -> None:
-        """Dispose of the engine's connections, if this store created the engine."""
+        """Give the kept connections back to the pool; dispose of the engine if the store made it.
+
+        The kept connections are the engine's, shared by its stores (``_leases``): returning
+        the idle ones costs another store at most a checkout.
+        """
+        if self._asyncpg:
+            await self._leases.release_idle()
         if self.owns_engine:
             await self.engine.dispose()
