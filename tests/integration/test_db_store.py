@@ -3,6 +3,7 @@ transactional path writes, refuses stale versions, falls back when it must; the 
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -295,6 +296,45 @@ def test_plans_one_statement_cannot_express_take_the_transactional_path() -> Non
     assert not _onestatement.eligible(plan(new_tasks=[task], task_updates=[close]))
     assert not _onestatement.eligible(plan(record_updates=[cancel, cancel]))
     assert not _onestatement.eligible(plan(task_updates=[close, close]))
+
+
+def test_a_commit_statement_names_only_the_writes_its_plan_has() -> None:
+    from flowstar.model.state import CommitPlan, InstanceState
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    state = InstanceState(
+        id=str(uuid.uuid4()),
+        workflow_name="w",
+        workflow_version="1",
+        status=WorkflowStatus.RUNNING,
+        data={},
+        started_at=now,
+        updated_at=now,
+    )
+    record = StepRecord(
+        id=str(uuid.uuid4()),
+        instance_id=state.id,
+        step_name="s",
+        step_type="machine",
+        status=StepStatus.SUCCEEDED,
+        started_at=now,
+    )
+    step_commit = CommitPlan(instance=state, expected_version=1, new_records=[record])
+    parts = _onestatement.parts_of(step_commit, outbox=True)
+    assert parts == (True, False, False, False, False)
+    sql = _onestatement.statement(False, parts).text
+    assert "new_records AS" in sql
+    for absent in ("record_updates AS", "new_tasks AS", "task_updates AS", "new_outbox AS", "workflow_human_tasks"):
+        assert absent not in sql
+    params = _onestatement.parameters(step_commit, definition_id=None, outbox=True)
+    assert {"records", "expected_version"} <= set(params)
+    assert not {"record_updates", "tasks", "task_updates", "payloads", "event_times"} & set(params)
+    # Every combination is a statement whose parameters the matching plans supply.
+    for created in (False, True):
+        for combination in itertools.product((False, True), repeat=len(_onestatement.PARTS)):
+            text_ = _onestatement.statement(created, combination).text
+            for name, present in zip(_onestatement.PARTS, combination, strict=True):
+                assert (f":{'payloads' if name == 'outbox' else name}" in text_) is present, (created, combination)
 
 
 async def test_outbox_rows_are_committed_with_the_transition(db_engine: AsyncEngine) -> None:

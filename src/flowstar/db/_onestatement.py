@@ -21,6 +21,7 @@ INSERT of the same statement creates.  ``eligible`` sends plans that update rows
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,18 @@ from flowstar.db._rows import dispatch_at, record_json, to_json, uuid_of
 from flowstar.model.events import encode_event
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, TaskUpdate
 
-__all__ = ["CREATE", "STATE_COLUMNS", "UPDATE", "eligible", "parameters"]
+__all__ = [
+    "ALL_PARTS",
+    "CREATE",
+    "PARTS",
+    "STATE_COLUMNS",
+    "UPDATE",
+    "Parts",
+    "eligible",
+    "parameters",
+    "parts_of",
+    "statement",
+]
 
 # (column, SQL type); None marks a JSON column, taken as ``e->'column'``.
 Columns = Sequence[tuple[str, str | None]]
@@ -132,39 +144,51 @@ def _keep_or_set(name: str, kind: str | None) -> str:
     return f"{name} = CASE WHEN e->'{name}' IS NOT NULL THEN {new} ELSE t.{name} END"
 
 
-def _children() -> str:
+# The child writes a plan may carry, in the order their CTEs appear.
+PARTS = ("records", "record_updates", "tasks", "task_updates", "outbox")
+Parts = tuple[bool, bool, bool, bool, bool]
+ALL_PARTS: Parts = (True, True, True, True, True)
+
+
+def _children(parts: Parts) -> str:
     keep_or_set = ", ".join(_keep_or_set(name, kind) for name, kind in _TASK_UPDATE_COLUMNS[1:])
-    return f"""
-, new_records AS (
+    ctes = {
+        "records": f"""new_records AS (
     INSERT INTO workflow_step_executions ({_names(_RECORD_COLUMNS)})
     SELECT {_pick(_RECORD_COLUMNS)} FROM {_rows("records", _RECORD_COLUMNS)}
     RETURNING 1
-), record_updates AS (
+)""",
+        "record_updates": f"""record_updates AS (
     UPDATE workflow_step_executions AS s
     SET status = r.status, completed_at = r.completed_at, output_data = e->'output_data',
         error = r.error, completed_by = r.completed_by
     FROM {_rows("record_updates", _RECORD_UPDATE_COLUMNS)}
     WHERE s.id = r.id
     RETURNING 1
-), new_tasks AS (
+)""",
+        "tasks": f"""new_tasks AS (
     INSERT INTO workflow_human_tasks ({_names(_TASK_COLUMNS)})
     SELECT {_pick(_TASK_COLUMNS)} FROM {_rows("tasks", _TASK_COLUMNS)}
     RETURNING 1
-), task_updates AS (
+)""",
+        "task_updates": f"""task_updates AS (
     UPDATE workflow_human_tasks AS t
     SET {keep_or_set}, updated_at = :updated_at
     FROM {_rows("task_updates", _TASK_UPDATE_COLUMNS)}
     WHERE t.id = r.id
     RETURNING 1
-), new_outbox AS (
+)""",
+        "outbox": """new_outbox AS (
     INSERT INTO workflow_outbox (instance_id, payload, created_at)
     SELECT inst.id, o.payload, o.created_at
     FROM inst, unnest(CAST(:payloads AS bytea[]), CAST(:event_times AS timestamptz[]))
         WITH ORDINALITY AS o(payload, created_at, n)
     ORDER BY o.n
     RETURNING 1
-)
-SELECT count(*) FROM inst"""
+)""",
+    }
+    chosen = [ctes[name] for name, present in zip(PARTS, parts, strict=True) if present]
+    return "".join(f"\n, {cte}" for cte in chosen) + "\nSELECT count(*) FROM inst"
 
 
 _CREATE_COLUMNS = (
@@ -180,16 +204,41 @@ _CREATE_COLUMNS = (
     *STATE_COLUMNS,
 )
 
-UPDATE: TextClause = text(
+_UPDATE_INSTANCE = (
     "WITH inst AS (UPDATE workflow_instances SET "
     + ", ".join(f"{c} = {_value(c)}" for c in STATE_COLUMNS)
     + " WHERE id = :id AND lock_version = :expected_version RETURNING id)"
-    + _children()
 )
-CREATE: TextClause = text(
+_CREATE_INSTANCE = (
     f"WITH inst AS (INSERT INTO workflow_instances ({', '.join(_CREATE_COLUMNS)}) "
-    f"VALUES ({', '.join(_value(c) for c in _CREATE_COLUMNS)}) ON CONFLICT (id) DO NOTHING RETURNING id)" + _children()
+    f"VALUES ({', '.join(_value(c) for c in _CREATE_COLUMNS)}) ON CONFLICT (id) DO NOTHING RETURNING id)"
 )
+
+
+@functools.cache
+def statement(created: bool, parts: Parts = ALL_PARTS) -> TextClause:
+    """The statement for a plan that creates (or updates) the instance and has ``parts``.
+
+    A CTE for a kind of child write the plan does not have still costs PostgreSQL its plan
+    nodes and a lock on the table and its indexes at every execution, so each combination
+    gets its own statement (a step's commit usually writes the instance and one record).
+    """
+    return text((_CREATE_INSTANCE if created else _UPDATE_INSTANCE) + _children(parts))
+
+
+UPDATE: TextClause = statement(False)
+CREATE: TextClause = statement(True)
+
+
+def parts_of(plan: CommitPlan, *, outbox: bool) -> Parts:
+    """Which kinds of child writes ``plan`` has (events count only with an outbox)."""
+    return (
+        bool(plan.new_records),
+        bool(plan.record_updates),
+        bool(plan.new_tasks),
+        bool(plan.task_updates),
+        outbox and bool(plan.events),
+    )
 
 
 def eligible(plan: CommitPlan) -> bool:
@@ -260,13 +309,19 @@ def parameters(plan: CommitPlan, *, definition_id: Any, outbox: bool) -> dict[st
         "history": _json_text(state.history),
         "dispatch_at": dispatch_at(state),
         "updated_at": state.updated_at,
-        "records": _json_text([record_json(r) for r in plan.new_records]),
-        "record_updates": _json_text([_record_update(u) for u in plan.record_updates]),
-        "tasks": _json_text([_task(t) for t in plan.new_tasks]),
-        "task_updates": _json_text([_task_update(u) for u in plan.task_updates]),
-        "payloads": [encode_event(e) for e in events],
-        "event_times": [e.timestamp for e in events],
     }
+    # Only the parts the plan has: the statement for its ``parts_of`` names no others.
+    if plan.new_records:
+        params["records"] = _json_text([record_json(r) for r in plan.new_records])
+    if plan.record_updates:
+        params["record_updates"] = _json_text([_record_update(u) for u in plan.record_updates])
+    if plan.new_tasks:
+        params["tasks"] = _json_text([_task(t) for t in plan.new_tasks])
+    if plan.task_updates:
+        params["task_updates"] = _json_text([_task_update(u) for u in plan.task_updates])
+    if events:
+        params["payloads"] = [encode_event(e) for e in events]
+        params["event_times"] = [e.timestamp for e in events]
     if plan.created:
         params.update(
             definition_id=definition_id,

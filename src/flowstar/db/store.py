@@ -153,8 +153,7 @@ class SQLAlchemyStore:
         self._asyncpg = self._postgres and engine.dialect.driver == "asyncpg"
         if self._asyncpg:
             self._leases = leases_for(engine)
-            self._raw_create = RawStatement(_onestatement.CREATE, engine.dialect)
-            self._raw_update = RawStatement(_onestatement.UPDATE, engine.dialect)
+            self._raw_commits: dict[tuple[bool, _onestatement.Parts], RawStatement] = {}
             self._raw_load = RawStatement(_LOAD_INSTANCE, engine.dialect)
         # On SQLite the commit and the instance load are one hop into aiosqlite's thread each.
         self._aiosqlite = engine.dialect.name == "sqlite" and engine.dialect.driver == "aiosqlite"
@@ -263,12 +262,15 @@ class SQLAlchemyStore:
     async def _commit_one_statement(self, plan: CommitPlan) -> None:
         definition_id = self._definition_ids.get((plan.instance.workflow_name, plan.instance.workflow_version))
         params = _onestatement.parameters(plan, definition_id=definition_id, outbox=self.outbox)
+        key = (plan.created, _onestatement.parts_of(plan, outbox=self.outbox))
         if self._asyncpg:
-            written = await (self._raw_create if plan.created else self._raw_update).fetchval(self._leases, params)
+            raw = self._raw_commits.get(key)
+            if raw is None:
+                raw = self._raw_commits[key] = RawStatement(_onestatement.statement(*key), self.engine.dialect)
+            written = await raw.fetchval(self._leases, params)
         else:
             async with self._autocommit.connect() as conn:
-                statement = _onestatement.CREATE if plan.created else _onestatement.UPDATE
-                written = (await conn.execute(statement, params)).scalar_one()
+                written = (await conn.execute(_onestatement.statement(*key), params)).scalar_one()
         if written != 1:
             raise _Conflict
 
@@ -351,15 +353,15 @@ class SQLAlchemyStore:
         return writes
 
     def _remember(self, state: InstanceState) -> None:
+        # Finished states are kept too (the cache is a bounded LRU): the engine returns the
+        # state it committed last to the caller that drove the instance without reading it
+        # back.  Reads on behalf of callers forget the entry first (``Engine._load``).
         if not self.cache_states:
             return
-        if state.status in ACTIVE_WORKFLOW_STATUSES:
-            self._cache[state.id] = state
-            self._cache.move_to_end(state.id)
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.pop(state.id, None)
+        self._cache[state.id] = state
+        self._cache.move_to_end(state.id)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     def forget(self, instance_id: str | None = None) -> None:
         """Drop cached states (one, or all): the next load reads the database."""

@@ -723,4 +723,10 @@ class Engine:
     async def _settled_view(self, instance_id: str) -> WorkflowInstance:
         if self.wait_for_settle:
             await self.dispatcher.settled(instance_id)
-        return instance_view(await self._load(instance_id))
+        # Unlike ``_load``, this keeps a store's cache of what this process committed: the
+        # caller gets the state its call led to (a snapshot as of the call) without a read
+        # back from the database.
+        state = await self.store.load_instance(instance_id)
+        if state is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        return instance_view(state)
