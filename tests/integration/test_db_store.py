@@ -267,11 +267,10 @@ async def test_a_stale_version_writes_nothing(db_engine: AsyncEngine) -> None:
     assert [r.step_name for r in await store.step_records(state.id)] == ["prepare", "approve"]
 
 
-def test_plans_one_statement_cannot_express_take_the_transactional_path() -> None:
-    from flowstar.model.state import CommitPlan, InstanceState
+def _running_state(now: datetime) -> Any:
+    from flowstar.model.state import InstanceState
 
-    now = datetime(2030, 1, 1, tzinfo=UTC)
-    state = InstanceState(
+    return InstanceState(
         id=str(uuid.uuid4()),
         workflow_name="w",
         workflow_version="1",
@@ -280,6 +279,13 @@ def test_plans_one_statement_cannot_express_take_the_transactional_path() -> Non
         started_at=now,
         updated_at=now,
     )
+
+
+def test_plans_one_statement_cannot_express_take_the_transactional_path() -> None:
+    from flowstar.model.state import CommitPlan
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    state = _running_state(now)
     record = StepRecord(
         id="r1", instance_id=state.id, step_name="s", step_type="human", status=StepStatus.WAITING, started_at=now
     )
@@ -299,18 +305,10 @@ def test_plans_one_statement_cannot_express_take_the_transactional_path() -> Non
 
 
 def test_a_commit_statement_names_only_the_writes_its_plan_has() -> None:
-    from flowstar.model.state import CommitPlan, InstanceState
+    from flowstar.model.state import CommitPlan
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
-    state = InstanceState(
-        id=str(uuid.uuid4()),
-        workflow_name="w",
-        workflow_version="1",
-        status=WorkflowStatus.RUNNING,
-        data={},
-        started_at=now,
-        updated_at=now,
-    )
+    state = _running_state(now)
     record = StepRecord(
         id=str(uuid.uuid4()),
         instance_id=state.id,
