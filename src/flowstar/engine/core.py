@@ -18,7 +18,7 @@ from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Dispatcher, Store
-from flowstar.engine.runner import describe_error, is_plain, run_step
+from flowstar.engine.runner import describe_error, failure, is_plain, output_of, run_step
 from flowstar.engine.views import WorkflowInstance, as_uuid, definition_uuid, instance_view
 from flowstar.model.context import WorkflowContext, to_json_value
 from flowstar.model.definition import WorkflowDefinition
@@ -512,26 +512,47 @@ class Engine:
                     plain = self._plain[step] = is_plain(step)
             except TypeError:  # an unhashable step (a dataclass with eq): decide each time
                 plain = is_plain(step)
-            result = await run_step(
-                step,
-                # Positional, built here: this runs for every step.  The data is a deep copy so
-                # that a step mutating nested values in place changes nothing until its commit.
-                WorkflowContext(
-                    definition_uuid(definition.name, definition.version),
-                    as_uuid(instance_id),
-                    _decode(_encode(state.data)),
-                    state.metadata,
-                    token.step,
-                    None,
-                    state.started_at,
-                    state.created_by,
-                    state.tenant_id,
-                ),
-                attempt=token.attempt,
-                policy=definition.retry_policy,
-                now=clock_now,
-                plain=plain,
+            # Positional, built here: this runs for every step.  The data is a deep copy so
+            # that a step mutating nested values in place changes nothing until its commit.
+            context = WorkflowContext(
+                definition_uuid(definition.name, definition.version),
+                as_uuid(instance_id),
+                _decode(_encode(state.data)),
+                state.metadata,
+                token.step,
+                None,
+                state.started_at,
+                state.created_by,
+                state.tenant_id,
             )
+            if plain:
+                # ``run_step`` for a plain step, written out: the common case saves a coroutine.
+                started = clock_now()
+                try:
+                    value = await step.execute(context)
+                    output = None if value is None else output_of(step, value)
+                except Exception as exc:
+                    result = await failure(
+                        step,
+                        context,
+                        exc,
+                        attempt=token.attempt,
+                        policy=definition.retry_policy,
+                        started=started,
+                        now=clock_now,
+                    )
+                else:
+                    result = StepResult(
+                        status="succeeded",
+                        started_at=started,
+                        finished_at=clock_now(),
+                        changes=context.changes,
+                        output=output,
+                    )
+            else:
+                result = await run_step(
+                    step, context, attempt=token.attempt, policy=definition.retry_policy, now=clock_now
+                )
             try:
                 # The first try builds on the state loaded above; ``_apply`` reloads and
                 # rebuilds only if another commit got in between.  The step's end is the

@@ -19,7 +19,7 @@ from flowstar.model.retry import NO_RETRY, RetryPolicy
 from flowstar.model.steps import BaseStep, Step
 from flowstar.model.transitions import InnerRecord, StepResult
 
-__all__ = ["describe_error", "is_plain", "run_group", "run_step"]
+__all__ = ["describe_error", "failure", "is_plain", "output_of", "run_group", "run_step"]
 
 Now = Callable[[], datetime]
 Recorder = Callable[[InnerRecord], None]
@@ -97,6 +97,44 @@ def _json_output(step_name: str, result: Any) -> Any:
     return None if result is None else to_json_value(f"{step_name} result", result)
 
 
+def output_of(step: Step, result: Any) -> Any:
+    """A step's return value as JSON data; ``ContextSerializationError`` if it is none."""
+    try:  # ``to_json_value`` inlined: this runs for most steps
+        return _decode(_encode(result))
+    except (TypeError, msgspec.EncodeError, ValueError):
+        return to_json_value(f"{step.name} result", result)  # raises, naming the step
+
+
+async def failure(
+    step: Step,
+    context: WorkflowContext,
+    error: Exception,
+    *,
+    attempt: int,
+    policy: RetryPolicy | None,
+    started: datetime,
+    now: Now,
+    inner: list[InnerRecord] | None = None,
+) -> StepResult:
+    """The outcome of a step that raised ``error``: hooks run, retry decided."""
+    try:
+        await step.on_failure(context, error)
+    except Exception as hook_error:  # the step's own error is the one to report
+        error.add_note(f"on_failure hook also failed: {describe_error(hook_error)}")
+    effective = getattr(step, "retry_policy", None) or policy or NO_RETRY
+    retry_at = None
+    if effective.should_retry(error, attempt):
+        retry_at = now() + timedelta(seconds=effective.delay(attempt, random.random()))  # noqa: S311
+    return StepResult(
+        status="failed",
+        started_at=started,
+        finished_at=now(),
+        error=describe_error(error),
+        retry_at=retry_at,
+        inner=inner if inner is not None else [],
+    )
+
+
 async def _run_body(
     step: Step, context: WorkflowContext, inner: list[InnerRecord], now: Now
 ) -> tuple[bool, Any, list[str] | None]:
@@ -117,7 +155,7 @@ async def _run_body(
 def is_plain(step: Step) -> bool:
     """Whether ``step`` is a plain body: no guard, no success hook, no timeout, no group or gateway.
 
-    ``run_step`` takes a shorter path for such a step (most steps are); the engine asks once
+    The engine runs such a step (most steps are) without ``run_step``'s checks; it asks once
     per step object.
     """
     return (
@@ -135,49 +173,23 @@ async def run_step(
     attempt: int,
     policy: RetryPolicy | None,
     now: Now,
-    plain: bool = False,
 ) -> StepResult:
     """Run one activation's body and describe the outcome; never raises for step errors.
 
-    ``policy`` is the workflow's retry policy (the step's own one wins); ``plain`` says the
-    step passed ``is_plain``.
+    ``policy`` is the workflow's retry policy (the step's own one wins).  The engine runs a
+    step that passes ``is_plain`` itself, with ``output_of`` and ``failure``.
     """
     started = now()
     inner: list[InnerRecord] = []
-    targets: list[str] | None = None
     try:
-        if plain:
-            result: Any = await step.execute(context)
-        else:
-            ran, result, targets = await _run_body(step, context, inner, now)
-            if not ran:
-                return StepResult(status="skipped", started_at=started, finished_at=now())
-        if result is None:
-            output = None
-        else:
-            try:  # ``to_json_value`` inlined: this runs for every step
-                output = _decode(_encode(result))
-            except (TypeError, msgspec.EncodeError, ValueError):
-                output = to_json_value(f"{step.name} result", result)  # raises, naming the step
-        if not plain and getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
+        ran, result, targets = await _run_body(step, context, inner, now)
+        if not ran:
+            return StepResult(status="skipped", started_at=started, finished_at=now())
+        output = None if result is None else output_of(step, result)
+        if getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
             await step.on_success(context, result)
     except Exception as exc:
-        try:
-            await step.on_failure(context, exc)
-        except Exception as hook_error:  # the step's own error is the one to report
-            exc.add_note(f"on_failure hook also failed: {describe_error(hook_error)}")
-        effective = getattr(step, "retry_policy", None) or policy or NO_RETRY
-        retry_at = None
-        if effective.should_retry(exc, attempt):
-            retry_at = now() + timedelta(seconds=effective.delay(attempt, random.random()))  # noqa: S311
-        return StepResult(
-            status="failed",
-            started_at=started,
-            finished_at=now(),
-            error=describe_error(exc),
-            retry_at=retry_at,
-            inner=inner,
-        )
+        return await failure(step, context, exc, attempt=attempt, policy=policy, started=started, now=now, inner=inner)
     return StepResult(
         status="succeeded",
         started_at=started,
