@@ -465,8 +465,24 @@ class Engine:
         if token.due_at is not None and token.due_at > self.clock.now():
             # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
             await self.clock.sleep_until(token.due_at)
+        if token.kind == "timer":
+            await self._resume_timer(state, token_id)
+            return
         definition = self.registry.get_definition(state.workflow_name, state.workflow_version)
         await self._run_chain(definition, state, token)
+
+    async def _resume_timer(self, state: InstanceState, token_id: str) -> None:
+        """Commit a due timer's end; the steps after it run as usual."""
+        try:
+            await self._apply(
+                state.id,
+                lambda d, s: resume_wait(
+                    d, s, token_id, changes={}, now=self.clock.now(), new_id=new_id, events=self.events_enabled
+                ),
+                state,
+            )
+        except (StaleTokenError, TaskAlreadyCompletedError):
+            log.info("activation was consumed elsewhere", instance_id=state.id, token_id=token_id)
 
     async def _run_chain(self, definition: WorkflowDefinition, state: InstanceState, token: Token) -> None:
         """Run ``token``, then each next activation the dispatcher lets this task run itself."""
@@ -486,7 +502,7 @@ class Engine:
     async def _activate(
         self, definition: WorkflowDefinition, state: InstanceState, token: Token, *, chain: bool, events: bool
     ) -> tuple[InstanceState, Token] | None:
-        """Run ``token`` on ``state`` and commit its outcome.
+        """Run the ``run`` token ``token`` on ``state`` and commit its outcome.
 
         With ``chain`` (see ``Dispatcher.may_chain``), a single next activation due now is
         committed without being dispatched and returned, with the committed state, for the
@@ -495,15 +511,6 @@ class Engine:
         instance_id = state.id
         token_id = token.id
         try:
-            if token.kind == "timer":
-                await self._apply(
-                    instance_id,
-                    lambda d, s: resume_wait(
-                        d, s, token_id, changes={}, now=self.clock.now(), new_id=new_id, events=self.events_enabled
-                    ),
-                    state,
-                )
-                return None
             step = definition.steps[token.step]
             clock_now = self.clock.now
             try:
@@ -561,11 +568,16 @@ class Engine:
                     definition, state, token_id, result, now=result.finished_at, new_id=new_id, events=events
                 )
                 following = plan.dispatch[0] if len(plan.dispatch) == 1 else None
-                if chain and following is not None and following.due_at is None:
-                    if await self._commit(plan, dispatch=()):
-                        return plan.instance, following
-                elif await self._commit(plan):
-                    return None
+                keep = following if chain and following is not None and following.due_at is None else None
+                if (keep is not None or not plan.dispatch) and not (plan.events and self.event_bus is not None):
+                    # Nothing to dispatch or publish: ``_commit`` without its coroutine.
+                    committed = await self.store.commit(plan)
+                    if committed:
+                        self._committed(plan)
+                else:
+                    committed = await self._commit(plan, dispatch=() if keep is not None else None)
+                if committed:
+                    return None if keep is None else (plan.instance, keep)
                 await self._apply(
                     instance_id,
                     lambda d, s: apply_step_result(
@@ -718,11 +730,15 @@ class Engine:
         tokens = plan.dispatch if dispatch is None else dispatch
         if tokens:
             await self.dispatcher.dispatch(instance_id, tokens)
+        self._committed(plan)
+        return True
+
+    def _committed(self, plan: CommitPlan) -> None:
+        """Tell this engine's waiters and listeners about a commit."""
         if self._watchers:
             self._notify(plan.instance)
         for listener in self.commit_listeners:
             listener(plan)
-        return True
 
     async def _publish(self, plan: CommitPlan) -> None:
         if self.event_bus is None:
