@@ -300,3 +300,26 @@ async def test_a_guard_or_hook_set_on_the_instance_is_honoured(make_engine: Any)
     done = await make_engine(linear("instance_hooks", guarded, hooked)).start_workflow("instance_hooks")
     assert done.data == {"hooked": True}
     assert seen == ["hooked"]
+
+
+async def test_other_callers_wait_for_steps_the_starting_call_runs(make_engine: Any) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def blocked(context: WorkflowContext) -> None:
+        seen.append(str(context.instance_id))
+        entered.set()
+        await release.wait()
+        context.set("released", True)
+
+    engine = make_engine(linear("blocking", Fn("wait", blocked), Set("after", after=True)))
+    starting = asyncio.create_task(engine.start_workflow("blocking"))
+    await entered.wait()
+    settled = asyncio.create_task(engine.dispatcher.settled(seen[0]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not settled.done()  # the first step still runs inside start_workflow's call
+    release.set()
+    done = await starting
+    await settled
+    assert done.data == {"released": True, "after": True}

@@ -46,6 +46,9 @@ class _Driving:
 
     async def __aenter__(self) -> None:
         self._reset = _DRIVE.set((self._instance_id, self._queue))
+        # The block itself counts as in flight: the steps the engine chains in it run here,
+        # so ``settled`` callers elsewhere wait for them too.
+        self._dispatcher._track(self._instance_id, 1)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Like a ``finally``: the queued activations run even when the block raised, in this
@@ -54,6 +57,7 @@ class _Driving:
             if self._queue:
                 await self._dispatcher._run_queue(self._instance_id, self._queue)
         finally:
+            self._dispatcher._track(self._instance_id, -1)
             if self._reset is not None:
                 _DRIVE.reset(self._reset)
                 self._reset = None
