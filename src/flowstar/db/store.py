@@ -58,6 +58,8 @@ from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecor
 __all__ = ["SQLAlchemyStore", "dispatch_at", "record_from_row", "state_from_row", "task_from_row"]
 
 _CACHE_SIZE = 10_000
+# Finished instances: only until the call that finished them has returned their state.
+_FINISHED_CACHE_SIZE = 256
 # Built once: constructing a statement per call costs more CPU than running it on SQLite.
 _LOAD_INSTANCE = select(_instances).where(_instances.c.id == bindparam("_id"))
 _INSERT_INSTANCE = insert(_instances)
@@ -142,6 +144,7 @@ class SQLAlchemyStore:
         self.outbox = outbox
         self.cache_states = cache_states
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
+        self._finished: OrderedDict[str, InstanceState] = OrderedDict()
         self._definition_ids: dict[tuple[str, str], UUID] = {}
         self._postgres = engine.dialect.name == "postgresql"
         self.one_statement = self._postgres if one_statement is None else one_statement and self._postgres
@@ -207,6 +210,8 @@ class SQLAlchemyStore:
     async def load_instance(self, instance_id: str) -> InstanceState | None:
         """The committed state (from this process's cache when it committed it last)."""
         cached = self._cache.get(instance_id)
+        if cached is None:
+            cached = self._finished.get(instance_id)
         if cached is not None:
             return cached
         key = _uuid(instance_id)
@@ -242,15 +247,15 @@ class SQLAlchemyStore:
                     for child, rows in self._children(plan):
                         await conn.execute(child, rows)
         except _Conflict:
-            self._cache.pop(state.id, None)
+            self.forget(state.id)
             return False
         except IntegrityError:
-            self._cache.pop(state.id, None)
+            self.forget(state.id)
             if plan.created:
                 return False
             raise
         except DBAPIError as exc:
-            self._cache.pop(state.id, None)
+            self.forget(state.id)
             if not _refused_data(exc):
                 raise
             # The database cannot hold a value the plan carries (PostgreSQL refuses a NUL
@@ -353,22 +358,30 @@ class SQLAlchemyStore:
         return writes
 
     def _remember(self, state: InstanceState) -> None:
-        # Finished states are kept too (the cache is a bounded LRU): the engine returns the
-        # state it committed last to the caller that drove the instance without reading it
-        # back.  Reads on behalf of callers forget the entry first (``Engine._load``).
         if not self.cache_states:
             return
-        self._cache[state.id] = state
-        self._cache.move_to_end(state.id)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        if state.status in ACTIVE_WORKFLOW_STATUSES:
+            self._finished.pop(state.id, None)
+            cache, limit = self._cache, _CACHE_SIZE
+        else:
+            # Finished states are kept only briefly, in a small cache of their own: the engine
+            # returns the state it committed last to the caller that drove the instance
+            # without reading it back, and a finished state is not needed after that.
+            self.forget(state.id)
+            cache, limit = self._finished, _FINISHED_CACHE_SIZE
+        cache[state.id] = state
+        cache.move_to_end(state.id)
+        if len(cache) > limit:
+            cache.popitem(last=False)
 
     def forget(self, instance_id: str | None = None) -> None:
         """Drop cached states (one, or all): the next load reads the database."""
         if instance_id is None:
             self._cache.clear()
+            self._finished.clear()
         else:
             self._cache.pop(instance_id, None)
+            self._finished.pop(instance_id, None)
 
     # -- outbox -------------------------------------------------------------------------
 
