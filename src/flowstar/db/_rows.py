@@ -17,6 +17,7 @@ from flowstar.db.models import (
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
+from flowstar.engine.views import as_uuid
 from flowstar.model.enums import StepStatus, TaskStatus, WorkflowStatus
 from flowstar.model.state import HistoryEntry, HumanTask, InstanceState, StepRecord, Token
 
@@ -51,7 +52,9 @@ _HISTORY = msgspec.json.Decoder(list[HistoryEntry])
 
 
 def uuid_of(value: str) -> UUID:
-    return UUID(value)
+    # The engine's cached, direct parse of canonical ids: every commit and load converts the
+    # instance's id, and the same ids come back step after step.
+    return as_uuid(value)
 
 
 def to_json(value: Any) -> Any:
