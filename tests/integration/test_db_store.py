@@ -248,14 +248,7 @@ async def test_a_stale_version_writes_nothing(db_engine: AsyncEngine) -> None:
     state = await store.load_instance(str(started.id))
     assert state is not None
     now = state.updated_at
-    record = StepRecord(
-        id=str(uuid.uuid4()),
-        instance_id=state.id,
-        step_name="x",
-        step_type="machine",
-        status=StepStatus.SUCCEEDED,
-        started_at=now,
-    )
+    record = _succeeded_record(state.id, "x", now)
     from flowstar.model.state import CommitPlan
 
     stale = CommitPlan(
@@ -267,6 +260,17 @@ async def test_a_stale_version_writes_nothing(db_engine: AsyncEngine) -> None:
     after = await store.load_instance(str(started.id))
     assert after == state
     assert [r.step_name for r in await store.step_records(state.id)] == ["prepare", "approve"]
+
+
+def _succeeded_record(instance_id: str, step_name: str, now: datetime) -> StepRecord:
+    return StepRecord(
+        id=str(uuid.uuid4()),
+        instance_id=instance_id,
+        step_name=step_name,
+        step_type="machine",
+        status=StepStatus.SUCCEEDED,
+        started_at=now,
+    )
 
 
 def _running_state(now: datetime) -> Any:
@@ -311,14 +315,7 @@ def test_a_commit_statement_names_only_the_writes_its_plan_has() -> None:
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     state = _running_state(now)
-    record = StepRecord(
-        id=str(uuid.uuid4()),
-        instance_id=state.id,
-        step_name="s",
-        step_type="machine",
-        status=StepStatus.SUCCEEDED,
-        started_at=now,
-    )
+    record = _succeeded_record(state.id, "s", now)
     step_commit = CommitPlan(instance=state, expected_version=1, new_records=[record])
     parts = _onestatement.parts_of(step_commit, outbox=True)
     assert parts == (True, False, False, False, False)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from flowstar import BaseHumanStep, Edge, WorkflowDefinition
@@ -121,15 +122,8 @@ def test_history_is_trimmed_and_a_later_attempt_is_recorded_as_such() -> None:
     plan = started(definition, False)
     (token,) = plan.dispatch
     long_history = [HistoryEntry("old", "succeeded", 1, T0)] * HISTORY_LIMIT
-    retried = plan.instance.tokens[token.id]
-    retried = type(retried)(id=retried.id, step=retried.step, attempt=3, created_at=T0)
-    state = type(plan.instance)(
-        **{
-            **{f: getattr(plan.instance, f) for f in plan.instance.__struct_fields__},
-            "history": long_history,
-            "tokens": {token.id: retried},
-        }
-    )
+    retried = msgspec.structs.replace(plan.instance.tokens[token.id], attempt=3)
+    state = msgspec.structs.replace(plan.instance, history=long_history, tokens={token.id: retried})
     plan = both(definition, state, token.id, succeeded(), False)
     assert len(plan.instance.history) == HISTORY_LIMIT
     assert plan.instance.history[-1].step == "s1"

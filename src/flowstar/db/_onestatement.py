@@ -33,11 +33,8 @@ from flowstar.model.events import encode_event
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, TaskUpdate
 
 __all__ = [
-    "ALL_PARTS",
-    "CREATE",
     "PARTS",
     "STATE_COLUMNS",
-    "UPDATE",
     "Parts",
     "eligible",
     "parameters",
@@ -147,7 +144,6 @@ def _keep_or_set(name: str, kind: str | None) -> str:
 # The child writes a plan may carry, in the order their CTEs appear.
 PARTS = ("records", "record_updates", "tasks", "task_updates", "outbox")
 Parts = tuple[bool, bool, bool, bool, bool]
-ALL_PARTS: Parts = (True, True, True, True, True)
 
 
 def _children(parts: Parts) -> str:
@@ -216,7 +212,7 @@ _CREATE_INSTANCE = (
 
 
 @functools.cache
-def statement(created: bool, parts: Parts = ALL_PARTS) -> TextClause:
+def statement(created: bool, parts: Parts) -> TextClause:
     """The statement for a plan that creates (or updates) the instance and has ``parts``.
 
     A CTE for a kind of child write the plan does not have still costs PostgreSQL its plan
@@ -224,10 +220,6 @@ def statement(created: bool, parts: Parts = ALL_PARTS) -> TextClause:
     gets its own statement (a step's commit usually writes the instance and one record).
     """
     return text((_CREATE_INSTANCE if created else _UPDATE_INSTANCE) + _children(parts))
-
-
-UPDATE: TextClause = statement(False)
-CREATE: TextClause = statement(True)
 
 
 def parts_of(plan: CommitPlan, *, outbox: bool) -> Parts:

@@ -468,8 +468,7 @@ class Engine:
         if token.kind == "timer":
             await self._resume_timer(state, token_id)
             return
-        definition = self.registry.get_definition(state.workflow_name, state.workflow_version)
-        await self._run_chain(definition, state, token)
+        await self._run_chain(self._definition(state), state, token)
 
     async def _resume_timer(self, state: InstanceState, token_id: str) -> None:
         """Commit a due timer's end; the steps after it run as usual."""
