@@ -13,7 +13,14 @@ import pytest
 from flowstar import BaseHumanStep, Edge, WorkflowDefinition
 from flowstar.model.enums import WorkflowStatus
 from flowstar.model.state import HISTORY_LIMIT, CommitPlan, HistoryEntry, InstanceState
-from flowstar.model.transitions import StepResult, _apply_step_result, _start, apply_step_result, start_instance
+from flowstar.model.transitions import (
+    StepResult,
+    _apply_step_result,
+    _start,
+    apply_step_result,
+    apply_success,
+    start_instance,
+)
 from flowstar.model.waits import TimerStep
 from tests.unit.helpers import Set, linear
 
@@ -43,7 +50,17 @@ def both(
     fast = apply_step_result(definition, state, token_id, result, now=now, new_id=ids("x"), events=events)
     general = _apply_step_result(definition, state, token_id, result, now=now, new_id=ids("x"), events=events)
     assert fast == general
+    direct = success(definition, state, token_id, result, now, events)
+    # The engine's call for a plain step's success: the same plan, or None for the general path.
+    assert direct is None or direct == general
     return fast
+
+
+def success(
+    definition: WorkflowDefinition, state: InstanceState, token_id: str, result: StepResult, now: datetime, events: bool
+) -> CommitPlan | None:
+    outcome = {name: getattr(result, name) for name in ("changes", "output", "started_at", "finished_at")}
+    return apply_success(definition, state, token_id, now=now, new_id=ids("x"), events=events, **outcome)
 
 
 def started(definition: WorkflowDefinition, events: bool, **kwargs: Any) -> CommitPlan:
@@ -150,3 +167,36 @@ def test_starting_at_a_running_step_matches_the_general_path(events: bool) -> No
     assert fast == _start(definition, blank, now=T0, new_id=ids("s"), events=events)
     assert fast.instance.status is WorkflowStatus.RUNNING
     assert [t.step for t in fast.dispatch] == ["s1"]
+
+
+def test_apply_success_leaves_every_other_case_to_the_general_path() -> None:
+    now = T0 + timedelta(seconds=1)
+    line = linear("line", Set("s1"), Set("s2"))
+    plan = started(line, False)
+    (token,) = plan.dispatch
+    assert success(line, plan.instance, token.id, succeeded(), now, False) is not None
+    # A token that is gone (a duplicate delivery): the general path raises StaleTokenError.
+    assert success(line, plan.instance, "no-such-token", succeeded(), now, False) is None
+    # Not running (failed or canceled meanwhile), or joins pending.
+    failed = msgspec.structs.replace(plan.instance, status=WorkflowStatus.FAILED)
+    assert success(line, failed, token.id, succeeded(), now, False) is None
+    joining = msgspec.structs.replace(plan.instance, joins={"s2": ["x"]})
+    assert success(line, joining, token.id, succeeded(), now, False) is None
+    # A step that fans out is no straight route.
+    fan = fan_out()
+    plan = started(fan, False)
+    assert success(fan, plan.instance, plan.dispatch[0].id, succeeded(), now, False) is None
+
+
+def test_apply_success_takes_the_steps_end_apart_from_the_commit_time() -> None:
+    line = linear("line", Set("s1"), Set("s2"))
+    plan = started(line, True)
+    (token,) = plan.dispatch
+    result = succeeded({"k": 1})
+    late = T0 + timedelta(seconds=30)
+    direct = success(line, plan.instance, token.id, result, late, True)
+    assert direct is not None
+    (record,) = direct.new_records
+    assert (record.started_at, record.completed_at) == (result.started_at, result.finished_at)
+    assert direct.instance.updated_at == late
+    assert direct.events[1].duration_ms == 7.0

@@ -13,8 +13,8 @@ database's UUID columns read back unchanged.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from functools import partial
+from itertools import chain, repeat
 
 __all__ = ["new_id"]
 
@@ -22,9 +22,6 @@ _IDS_PER_BLOCK = 256
 _WIDTH = 37  # 36 characters of canonical UUID text and a newline
 # Where each of an id's 32 hex digits goes in its text (the other places hold dashes).
 _DIGIT_PLACES = tuple(i for i in range(36) if i not in (8, 13, 18, 23))
-# The block being handed out; a forked child empties its copy so that it never hands out
-# the ids its parent will.
-_block: list[str] = []
 
 
 def _format_block(random_bytes: bytes) -> list[str]:
@@ -38,15 +35,18 @@ def _format_block(random_bytes: bytes) -> list[str]:
     return text.decode().split()
 
 
-def _blocks() -> Iterator[str]:
-    while True:
-        _block[:] = _format_block(os.urandom(_IDS_PER_BLOCK * 16))
-        # Iterating the shared list (not a copy) is what lets ``_block.clear()`` end it.
-        yield from _block
+def _new_block(_: object) -> list[str]:
+    block = _format_block(os.urandom(_IDS_PER_BLOCK * 16))
+    _current[:] = [block]
+    return block
 
 
-os.register_at_fork(after_in_child=_block.clear)
+# The block being handed out, so that a forked child can empty its copy: the child must
+# never hand out the ids its parent will.  Emptying the list ends its iteration.
+_current: list[list[str]] = []
+os.register_at_fork(after_in_child=lambda: _current[0].clear() if _current else None)
 
-# ``next`` on a generator through a partial: no Python frame is created per id.
-new_id = partial(next, _blocks())
+# ``next`` through a partial on C iterators only (a chain over the blocks, each a list): no
+# Python frame runs per id, only one per block.
+new_id = partial(next, chain.from_iterable(map(_new_block, repeat(None))))
 new_id.__doc__ = "A random id in canonical UUID text form (128 random bits)."

@@ -24,6 +24,7 @@ def definition_uuid(name: str, version: str) -> UUID:
 
 _new_uuid = object.__new__
 _set_slot = object.__setattr__
+_UNKNOWN_SAFETY = SafeUUID.unknown  # (an enum class lookup costs ~0.15 µs on Python 3.11)
 _CANONICAL_LENGTH = 36
 
 
@@ -38,7 +39,7 @@ def as_uuid(value: str) -> UUID:
         number = int(value.replace("-", ""), 16)  # ValueError for a non-hex digit, as UUID()
         uuid = _new_uuid(UUID)
         _set_slot(uuid, "int", number)
-        _set_slot(uuid, "is_safe", SafeUUID.unknown)
+        _set_slot(uuid, "is_safe", _UNKNOWN_SAFETY)
         return uuid
     return UUID(value)
 
