@@ -37,6 +37,7 @@ def test_reports_machine_config_and_targets(report: dict) -> None:
     assert report["config"]["instances"] == QUICK_INSTANCES
     assert report["config"]["rounds"] == QUICK_ROUNDS
     assert report["config"]["modes"] == ["sequential", "concurrent"]
+    assert report["config"]["slice"] == {"sequential": 100, "concurrent": 100}
     assert report["targets"]["min_ratio"] == 1.0
     assert report["targets"]["goal_ratio"] == 1.5
     assert report["engines"]["flowstar"]["status"] == "ran"
@@ -68,3 +69,14 @@ def test_auto_marks_a_missing_reference_as_not_installed() -> None:
     report = _run("--instances", "5", "--rounds", "1", "--scenarios", "linear3", "--modes", "sequential")
     assert report["engines"]["litestar-workflows"]["status"] == "not installed"
     assert report["scenarios"]["linear3"]["modes"]["sequential"]["flowstar"]["completed"] == [5]
+
+
+def test_slices_round_up_to_whole_batches_and_cover_every_instance() -> None:
+    # 50 instances in slices of 30 (sequential) and 40, two batches of 20 (concurrent): the
+    # last slice of each round is a short one.
+    report = _run(
+        "--engines=flowstar", "--instances=50", "--rounds=1", "--slice=30", "--batch=20", "--scenarios=linear3"
+    )
+    assert report["config"]["slice"] == {"sequential": 30, "concurrent": 40}
+    for mode in ("sequential", "concurrent"):
+        assert report["scenarios"]["linear3"]["modes"][mode]["flowstar"]["completed"] == [50]
