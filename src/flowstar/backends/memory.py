@@ -9,7 +9,7 @@ import msgspec
 
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, StepRecord, TaskUpdate, Token
 
 __all__ = ["MemoryStore"]
 
@@ -39,33 +39,45 @@ class MemoryStore:
 
     async def commit(self, plan: CommitPlan) -> bool:
         """Apply ``plan`` if the instance is still at ``plan.expected_version``."""
-        current = self.instances.get(plan.instance.id)
-        if (current.version if current is not None else 0) != plan.expected_version:
+        instance = plan.instance
+        instance_id = instance.id
+        current = self.instances.get(instance_id)
+        if (0 if current is None else current.version) != plan.expected_version:
             return False
-        instance_id = plan.instance.id
-        self.instances[instance_id] = plan.instance
-        records = self.records.get(instance_id)
-        if records is None:
-            records = self.records[instance_id] = []
-        records.extend(plan.new_records)
+        self.instances[instance_id] = instance
+        if plan.new_records:
+            records = self.records.get(instance_id)
+            if records is None:
+                self.records[instance_id] = list(plan.new_records)
+            else:
+                records.extend(plan.new_records)
         if plan.record_updates:
-            by_id = {r.id: i for i, r in enumerate(records)}
-            for update in plan.record_updates:
-                index = by_id.get(update.id)
-                if index is None:
-                    continue
-                record = records[index]
-                records[index] = msgspec.structs.replace(
-                    record,
-                    status=update.status,
-                    completed_at=update.completed_at,
-                    output_data=update.output_data,
-                    error=update.error,
-                    completed_by=update.completed_by,
-                )
-        for task in plan.new_tasks:
+            self._update_records(instance_id, plan.record_updates)
+        if plan.new_tasks or plan.task_updates:
+            self._update_tasks(plan.new_tasks, plan.task_updates)
+        self.commits += 1
+        return True
+
+    def _update_records(self, instance_id: str, updates: list[RecordUpdate]) -> None:
+        records = self.records.get(instance_id, [])
+        by_id = {r.id: i for i, r in enumerate(records)}
+        for update in updates:
+            index = by_id.get(update.id)
+            if index is None:
+                continue
+            records[index] = msgspec.structs.replace(
+                records[index],
+                status=update.status,
+                completed_at=update.completed_at,
+                output_data=update.output_data,
+                error=update.error,
+                completed_by=update.completed_by,
+            )
+
+    def _update_tasks(self, new_tasks: list[HumanTask], updates: list[TaskUpdate]) -> None:
+        for task in new_tasks:
             self.tasks[task.id] = task
-        for change in plan.task_updates:
+        for change in updates:
             task = self.tasks[change.id]
             if change.reassign:
                 self.tasks[change.id] = msgspec.structs.replace(
@@ -79,8 +91,6 @@ class MemoryStore:
                     completed_by=change.completed_by,
                     data=change.data,
                 )
-        self.commits += 1
-        return True
 
     async def get_task(self, task_id: str) -> HumanTask | None:
         """One task by id."""

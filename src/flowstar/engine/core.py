@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -56,6 +57,8 @@ log = structlog.get_logger("flowstar.engine")
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
+_new_object = object.__new__
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 # Optimistic commits retry this often when parallel branches of one instance collide.
@@ -783,19 +786,21 @@ def _step_context(ids: tuple[UUID, UUID], state: InstanceState, token: Token) ->
     """The context a step of ``state`` runs with; ``ids`` are its workflow and instance ids.
 
     The data is a deep copy, so that a step mutating nested values in place changes nothing
-    until its commit.  (Positional arguments: this runs for every step.)
+    until its commit.  Built field by field: ``WorkflowContext.__init__`` checks each of its
+    optional arguments, and this runs for every step.
     """
-    return WorkflowContext(
-        ids[0],
-        ids[1],
-        _decode(_encode(state.data)),
-        state.metadata,
-        token.step,
-        None,
-        state.started_at,
-        state.created_by,
-        state.tenant_id,
-    )
+    context: WorkflowContext = _new_object(WorkflowContext)
+    context.workflow_id, context.instance_id = ids
+    context.data = _decode(_encode(state.data))
+    metadata = state.metadata
+    context.metadata = MappingProxyType(dict(metadata)) if metadata else _NO_METADATA
+    context.current_step = token.step
+    context.step_history = []
+    context.started_at = state.started_at
+    context.user_id = state.created_by
+    context.tenant_id = state.tenant_id
+    context.changes = {}
+    return context
 
 
 def _succeeded(started: datetime, finished: datetime, changes: dict[str, Any], output: Any) -> StepResult:

@@ -472,67 +472,34 @@ def apply_success(
     without a ``StepResult``.  Returns None when the general path must decide (the step is
     not on a straight route, joins are pending, the token is gone): call
     ``apply_step_result`` then.  ``finished_at`` defaults to ``now``.
+
+    Most steps of most workflows take this path, and it is the engine's innermost loop: it
+    is written for few interpreter instructions.  The plan it builds is exactly the one the
+    general path builds (a test compares them).
     """
-    if state.joins or state.status is not _RUNNING:
+    tokens = state.tokens
+    token = tokens.get(token_id)
+    if token is None or state.joins or state.status is not _RUNNING:
         return None
-    token = state.tokens.get(token_id)
-    if token is None:
-        return None
-    routes = definition.straight_routes
     step = token.step
+    routes = definition.straight_routes
     if step not in routes:
         return None
-    return _advance(
-        definition,
-        state,
-        token,
-        routes[step],
-        changes=changes,
-        output=output,
-        started_at=started_at,
-        finished_at=now if finished_at is None else finished_at,
-        now=now,
-        new_id=new_id,
-        events=events,
-    )
-
-
-def _advance(
-    definition: WorkflowDefinition,
-    state: InstanceState,
-    token: Token,
-    target: str | None,
-    *,
-    changes: dict[str, Any],
-    output: Any,
-    started_at: datetime,
-    finished_at: datetime,
-    now: datetime,
-    new_id: NewId,
-    events: bool,
-) -> CommitPlan:
-    """``_apply_step_result`` for a step that succeeded on a straight route, in one pass.
-
-    Most steps of most workflows are such steps, and this is the engine's innermost loop:
-    the plan it builds is exactly the one the general path builds (a test compares them).
-    """
-    step = token.step
-    step_type: str = definition.step_types[step]
+    target = routes[step]
+    if finished_at is None:
+        finished_at = now
     attempt = token.attempt
-    if len(state.tokens) == 1:  # (the token itself: the usual case)
-        tokens: dict[str, Token] = {}
+    if len(tokens) == 1:  # (the token itself: the usual case)
+        tokens = {}
     else:
-        tokens = dict(state.tokens)
-        del tokens[token.id]
-    data = dict(state.data)
-    if changes:
-        data.update(changes)
-    history = list(state.history)
-    history.append(HistoryEntry(step, _SUCCEEDED, attempt, now))
+        tokens = dict(tokens)
+        del tokens[token_id]
+    history = [*state.history, HistoryEntry(step, _SUCCEEDED, attempt, now)]
     if len(history) > HISTORY_LIMIT:
         del history[: len(history) - HISTORY_LIMIT]
+    step_type: str = definition.step_types[step]
     record = StepRecord(
-        id=token.id,
+        id=token_id,
         instance_id=state.id,
         step_name=step,
         step_type=step_type,
@@ -542,58 +509,75 @@ def _advance(
         output_data=output,
         started_at=started_at,
         completed_at=finished_at,
-        token_id=token.id,
+        token_id=token_id,
         tenant_id=state.tenant_id,
     )
-    dispatch: list[Token] = []
-    current = state.current_step
-    if target is not None:
-        following = Token(id=new_id(), step=target, kind="run", created_at=now)
-        tokens[following.id] = following
-        dispatch.append(following)
-        current = target
     completed_at = state.completed_at
-    if not tokens:
-        status = _COMPLETED
-        completed_at = now
-    elif target is not None or any(t.kind == "run" for t in tokens.values()):
+    if target is not None:
+        following_id = new_id()
+        following = tokens[following_id] = Token(id=following_id, step=target, created_at=now)
+        dispatch = [following]
         status = _RUNNING
     else:
-        status = _WAITING
-    instance = msgspec.structs.replace(
-        state,
-        tokens=tokens,
-        history=history,
-        data=data,
-        current_step=current,
-        status=status,
-        completed_at=completed_at,
-        version=state.version + 1,
-        updated_at=now,
+        dispatch = []
+        target = state.current_step
+        if not tokens:
+            status = _COMPLETED
+            completed_at = now
+        elif any(t.kind == "run" for t in tokens.values()):
+            status = _RUNNING
+        else:
+            status = _WAITING
+    plan = CommitPlan(
+        instance=msgspec.structs.replace(
+            state,
+            tokens=tokens,
+            history=history,
+            data={**state.data, **changes},
+            current_step=target,
+            status=status,
+            completed_at=completed_at,
+            version=state.version + 1,
+            updated_at=now,
+        ),
+        expected_version=state.version,
+        new_records=[record],
+        dispatch=dispatch,
     )
-    plan = CommitPlan(instance=instance, expected_version=state.version, new_records=[record], dispatch=dispatch)
     if events:
-        common: dict[str, Any] = {
-            "instance_id": state.id,
-            "workflow_name": state.workflow_name,
-            "workflow_version": state.workflow_version,
-            "tenant_id": state.tenant_id,
-        }
-        plan.events = [
-            StepStarted(timestamp=started_at, step_name=step, step_type=step_type, attempt=attempt, **common),
-            StepCompleted(
-                timestamp=now,
-                step_name=step,
-                step_type=step_type,
-                attempt=attempt,
-                output=output,
-                duration_ms=(finished_at - started_at).total_seconds() * 1000,
-                **common,
-            ),
-        ]
-        if status is _COMPLETED:
-            plan.events.append(WorkflowCompleted(timestamp=now, final_step=current, **common))
+        plan.events = _success_events(state, record, now, completed=status is _COMPLETED, final_step=target)
     return plan
+
+
+def _success_events(
+    state: InstanceState, record: StepRecord, now: datetime, *, completed: bool, final_step: str | None
+) -> list[WorkflowEvent]:
+    """The events of ``apply_success``'s plan: the step's start and end, and the instance's
+    completion (at ``final_step``) if it completed."""
+    common: dict[str, Any] = {
+        "instance_id": state.id,
+        "workflow_name": state.workflow_name,
+        "workflow_version": state.workflow_version,
+        "tenant_id": state.tenant_id,
+    }
+    step, step_type, attempt = record.step_name, record.step_type, record.attempt
+    started_at, finished_at = record.started_at, record.completed_at
+    assert finished_at is not None
+    events: list[WorkflowEvent] = [
+        StepStarted(timestamp=started_at, step_name=step, step_type=step_type, attempt=attempt, **common),
+        StepCompleted(
+            timestamp=now,
+            step_name=step,
+            step_type=step_type,
+            attempt=attempt,
+            output=record.output_data,
+            duration_ms=(finished_at - started_at).total_seconds() * 1000,
+            **common,
+        ),
+    ]
+    if completed:
+        events.append(WorkflowCompleted(timestamp=now, final_step=final_step, **common))
+    return events
 
 
 def _apply_step_result(
