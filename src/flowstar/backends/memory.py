@@ -27,7 +27,6 @@ class MemoryStore:
         self.records: dict[str, list[StepRecord]] = {}
         self.tasks: dict[str, HumanTask] = {}
         self.definitions: dict[tuple[str, str], dict[str, Any]] = {}
-        self.commits = 0
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
         """Remember the definition's description."""
@@ -55,7 +54,6 @@ class MemoryStore:
             self._update_records(instance_id, plan.record_updates)
         if plan.new_tasks or plan.task_updates:
             self._update_tasks(plan.new_tasks, plan.task_updates)
-        self.commits += 1
         return True
 
     def _update_records(self, instance_id: str, updates: list[RecordUpdate]) -> None:

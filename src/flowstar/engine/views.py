@@ -35,7 +35,7 @@ def as_uuid(value: str) -> UUID:
     Ids in canonical form (all the engine makes) are converted directly, a few times faster
     than ``UUID.__init__``'s general parsing; anything else goes through it.
     """
-    if len(value) == _CANONICAL_LENGTH and value[8] == value[13] == value[18] == value[23] == "-":
+    if len(value) == _CANONICAL_LENGTH and value[8:24:5] == "----":  # dashes at 8, 13, 18, 23
         number = int(value.replace("-", ""), 16)  # ValueError for a non-hex digit, as UUID()
         uuid = _new_uuid(UUID)
         _set_slot(uuid, "int", number)
