@@ -49,11 +49,19 @@ def both(
     now = T0 + timedelta(seconds=1)
     fast = apply_step_result(definition, state, token_id, result, now=now, new_id=ids("x"), events=events)
     general = _apply_step_result(definition, state, token_id, result, now=now, new_id=ids("x"), events=events)
-    assert fast == general
+    assert same(fast) == same(general)
     direct = success(definition, state, token_id, result, now, events)
     # The engine's call for a plain step's success: the same plan, or None for the general path.
-    assert direct is None or direct == general
+    assert direct is None or same(direct) == same(general)
     return fast
+
+
+SEQUENCES = ("new_records", "record_updates", "new_tasks", "task_updates", "events", "dispatch", "voided")
+
+
+def same(plan: CommitPlan) -> CommitPlan:
+    """``plan`` with lists where it may hold empty tuples, for comparing plans."""
+    return msgspec.structs.replace(plan, **{name: list(getattr(plan, name)) for name in SEQUENCES})
 
 
 def success(
@@ -164,7 +172,7 @@ def test_starting_at_a_running_step_matches_the_general_path(events: bool) -> No
         updated_at=T0,
         **fields,
     )
-    assert fast == _start(definition, blank, now=T0, new_id=ids("s"), events=events)
+    assert same(fast) == same(_start(definition, blank, now=T0, new_id=ids("s"), events=events))
     assert fast.instance.status is WorkflowStatus.RUNNING
     assert [t.step for t in fast.dispatch] == ["s1"]
 

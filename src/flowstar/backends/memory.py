@@ -56,7 +56,7 @@ class MemoryStore:
             self._update_tasks(plan.new_tasks, plan.task_updates)
         return True
 
-    def _update_records(self, instance_id: str, updates: list[RecordUpdate]) -> None:
+    def _update_records(self, instance_id: str, updates: Sequence[RecordUpdate]) -> None:
         records = self.records.get(instance_id, [])
         by_id = {r.id: i for i, r in enumerate(records)}
         for update in updates:
@@ -72,7 +72,7 @@ class MemoryStore:
                 completed_by=update.completed_by,
             )
 
-    def _update_tasks(self, new_tasks: list[HumanTask], updates: list[TaskUpdate]) -> None:
+    def _update_tasks(self, new_tasks: Sequence[HumanTask], updates: Sequence[TaskUpdate]) -> None:
         for task in new_tasks:
             self.tasks[task.id] = task
         for change in updates:

@@ -11,6 +11,7 @@ collector saves its scans on the hot path (about 4% of the instructions per step
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -178,17 +179,20 @@ class CommitPlan(msgspec.Struct, kw_only=True, gc=False):
         instance: the instance's new state (its ``version`` is ``expected_version + 1``).
         expected_version: the version the plan was computed from; 0 creates the instance.
         dispatch: tokens to hand to the dispatcher once the commit succeeded.
+
+    The other fields default to empty tuples, not lists: most plans leave most of them empty,
+    and a plan is built for every step (seven fresh lists cost a third of its making).
     """
 
     instance: InstanceState
     expected_version: int
-    new_records: list[StepRecord] = msgspec.field(default_factory=list)
-    record_updates: list[RecordUpdate] = msgspec.field(default_factory=list)
-    new_tasks: list[HumanTask] = msgspec.field(default_factory=list)
-    task_updates: list[TaskUpdate] = msgspec.field(default_factory=list)
-    events: list[WorkflowEvent] = msgspec.field(default_factory=list)
-    dispatch: list[Token] = msgspec.field(default_factory=list)
-    voided: list[str] = msgspec.field(default_factory=list)
+    new_records: Sequence[StepRecord] = ()
+    record_updates: Sequence[RecordUpdate] = ()
+    new_tasks: Sequence[HumanTask] = ()
+    task_updates: Sequence[TaskUpdate] = ()
+    events: Sequence[WorkflowEvent] = ()
+    dispatch: Sequence[Token] = ()
+    voided: Sequence[str] = ()
 
     @property
     def created(self) -> bool:

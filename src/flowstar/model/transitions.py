@@ -143,14 +143,33 @@ class _Transition:
         )
         self.now = now
         self.new_id = new_id
-        self.plan = CommitPlan(instance=self.state, expected_version=state.version)
+        # The plan's lists, kept here with their list type: the plan's fields are sequences
+        # (empty tuples unless a transition has something to put there).
+        self.emitted: list[WorkflowEvent] = []
+        self.dispatch: list[Token] = []
+        self.new_records: list[StepRecord] = []
+        self.new_tasks: list[HumanTask] = []
+        self.voided: list[str] = []
+        self.record_updates: list[RecordUpdate] = []
+        self.task_updates: list[TaskUpdate] = []
+        self.plan = CommitPlan(
+            instance=self.state,
+            expected_version=state.version,
+            new_records=self.new_records,
+            record_updates=self.record_updates,
+            new_tasks=self.new_tasks,
+            task_updates=self.task_updates,
+            events=self.emitted,
+            dispatch=self.dispatch,
+            voided=self.voided,
+        )
 
     # -- events and records -------------------------------------------------------------
 
     def emit(self, event_type: type[WorkflowEvent], **fields: Any) -> None:
         if not self.events:
             return
-        self.plan.events.append(
+        self.emitted.append(
             event_type(
                 instance_id=self.state.id,
                 workflow_name=self.state.workflow_name,
@@ -183,7 +202,7 @@ class _Transition:
         self.state.tokens[token.id] = token
         self.state.current_step = step
         if kind in ("run", "timer"):  # Token.dispatchable, without the property call
-            self.plan.dispatch.append(token)
+            self.dispatch.append(token)
         return token
 
     def enter(self, step_name: str, attempt: int = 1, due_at: datetime | None = None) -> None:
@@ -223,7 +242,7 @@ class _Transition:
             assigned_to=assigned_to,
             tenant_id=self.state.tenant_id,
         )
-        self.plan.new_records.append(record)
+        self.new_records.append(record)
         self.emit(StepStarted, step_name=step_name, step_type=kind.value)
         return record
 
@@ -245,7 +264,7 @@ class _Transition:
             tenant_id=self.state.tenant_id,
             step_execution_id=record.id,
         )
-        self.plan.new_tasks.append(task)
+        self.new_tasks.append(task)
         self.add_token(step.name, "human", task_id=task.id, record_id=record.id)
         self.emit(
             HumanTaskCreated,
@@ -326,16 +345,16 @@ class _Transition:
 
     def void_all(self, task_status: TaskStatus = TaskStatus.CANCELED) -> None:
         for token in self.state.tokens.values():
-            self.plan.voided.append(token.id)
+            self.voided.append(token.id)
             if token.record_id is not None:
-                self.plan.record_updates.append(
+                self.record_updates.append(
                     RecordUpdate(id=token.record_id, status=StepStatus.CANCELED, completed_at=self.now)
                 )
             if token.task_id is not None:
-                self.plan.task_updates.append(TaskUpdate(id=token.task_id, status=task_status, completed_at=self.now))
+                self.task_updates.append(TaskUpdate(id=token.task_id, status=task_status, completed_at=self.now))
         self.state.tokens = {}
         self.state.joins = {}
-        self.plan.dispatch = []
+        self.dispatch.clear()
 
     def finish(self) -> CommitPlan:
         state = self.state
@@ -597,7 +616,7 @@ def _apply_step_result(
     base = {"step_name": token.step, "step_type": step_type} if events else {}
     if events:
         tr.emit(StepStarted, attempt=token.attempt, timestamp=result.started_at, **base)
-    new_records = tr.plan.new_records
+    new_records = tr.new_records
     for inner in result.inner:
         new_records.append(
             StepRecord(
@@ -689,7 +708,7 @@ def resume_wait(
         raise TaskAlreadyCompletedError(f"step {exc} was completed or canceled already") from exc
     kind = tr.step_type(token.step).value
     if token.record_id is not None:
-        tr.plan.record_updates.append(
+        tr.record_updates.append(
             RecordUpdate(
                 id=token.record_id,
                 status=StepStatus.SUCCEEDED,
@@ -699,7 +718,7 @@ def resume_wait(
             )
         )
     if token.task_id is not None:
-        tr.plan.task_updates.append(
+        tr.task_updates.append(
             TaskUpdate(
                 id=token.task_id,
                 status=TaskStatus.COMPLETED,
@@ -789,7 +808,7 @@ def reassign_task(
         raise TaskAlreadyCompletedError(f"task {task.id} is {task.status.value} and cannot be reassigned")
     tr = _Transition(definition, state, now, new_id, events)
     group = assignee_group if assignee_group is not None else task.assignee_group
-    tr.plan.task_updates.append(TaskUpdate(id=task.id, assignee_id=assignee_id, assignee_group=group, reassign=True))
+    tr.task_updates.append(TaskUpdate(id=task.id, assignee_id=assignee_id, assignee_group=group, reassign=True))
     tr.emit(
         HumanTaskReassigned,
         task_id=task.id,
