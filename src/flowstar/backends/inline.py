@@ -136,12 +136,10 @@ class InlineDispatcher:
         left = self._inflight.get(instance_id, 0) + change
         if left:
             self._inflight[instance_id] = left
-            if self._idle:
-                idle = self._idle.get(instance_id)
-                if idle is not None:
-                    idle.clear()
             return
-        self._inflight.pop(instance_id, None)
+        del self._inflight[instance_id]
+        # An idle event exists only while its instance is in flight (``settled`` makes none
+        # otherwise, and it is removed here), so it needs setting only now.
         if self._idle:
             idle = self._idle.pop(instance_id, None)
             if idle is not None:
