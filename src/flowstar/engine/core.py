@@ -193,7 +193,11 @@ class Engine:
             if first is not None and first.due_at is None and self.dispatcher.may_chain(instance_id):
                 # The dispatcher would run the first step in this task anyway: run it (and the
                 # steps it chains) on the state just committed.
-                if not await self._commit(plan, dispatch=()):
+                if plan.events and self.event_bus is not None:
+                    committed = await self._commit(plan, dispatch=())
+                elif committed := await self.store.commit(plan):
+                    self._committed(plan)
+                if not committed:
                     raise ConcurrencyError(f"instance id {instance_id} collided")
                 try:
                     await self._run_chain(definition, plan.instance, first, now, chain=True, events=events)
