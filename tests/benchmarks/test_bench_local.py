@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,38 @@ def test_slices_round_up_to_whole_batches_and_cover_every_instance() -> None:
     assert report["config"]["slice"] == {"sequential": 30, "concurrent": 40}
     for mode in ("sequential", "concurrent"):
         assert report["scenarios"]["linear3"]["modes"][mode]["flowstar"]["completed"] == [50]
+
+
+def _module() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_local", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclasses look their module up there)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _engine(by_round: list[float]) -> dict:
+    median = sorted(by_round)[len(by_round) // 2]
+    return {
+        "instances_per_s_by_round": by_round,
+        "median_instances_per_s": median,
+        "median_instances_per_cpu_s": median,
+    }
+
+
+def test_the_ratio_is_the_median_of_the_rounds_paired_ratios() -> None:
+    bench = _module()
+    # Round 2 ran on a slow machine for both: pairing keeps it at 1.2, the medians do not.
+    ours, theirs = _engine([120.0, 60.0, 130.0]), _engine([100.0, 50.0, 140.0])
+    result = bench.compare("linear3", {"flowstar": ours, "litestar-workflows": theirs})
+    assert result["ratio_by_round"] == [1.2, 1.2, 0.929]
+    assert result["ratio"] == 1.2
+    assert result["ratio_of_medians"] == 1.2
+    assert result["meets_min"] is True
+    assert result["meets_goal"] is False
+    # A reference that completed nothing: no ratio, and any positive rate meets the target.
+    none = bench.compare("linear3", {"flowstar": ours, "litestar-workflows": _engine([0.0, 0.0, 0.0])})
+    assert none["ratio"] is None
+    assert none["meets_min"] is True
