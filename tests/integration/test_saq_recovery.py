@@ -4,7 +4,6 @@ timers pending, none of it loses an instance.  And the job options are what we s
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import statistics
 import subprocess
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from tests.conftest import require_executable
 from tests.integration.saq_support import (
     SaqEnv,
     WorkerPool,
@@ -37,9 +37,7 @@ CHAIN = ("c1", "c2", "c3", "c4")
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis server of this test's own: FLUSHDB must not hit anybody else's keys."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("no redis-server on the PATH")
+    executable = require_executable("redis-server")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
