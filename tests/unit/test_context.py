@@ -157,3 +157,19 @@ async def test_datetimes_written_by_steps_are_stored_as_iso_strings(make_engine:
     instance = await engine.start_workflow("dates")
     assert instance.data == {"at": "2030-01-01T08:30:00Z", "read_type": "str"}
     assert datetime.fromisoformat(instance.data["at"]) == datetime(2030, 1, 1, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("metadata", [{}, {"source": "api"}])
+def test_step_context_equals_the_context_init_builds(metadata: dict[str, Any]) -> None:
+    from flowstar.model.context import step_context
+
+    ids = (UUID(int=1), UUID(int=2))
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    built = step_context(*ids, {"n": 1}, metadata, "s1", at, "ann", "acme")
+    assert built == WorkflowContext(*ids, {"n": 1}, metadata, "s1", None, at, "ann", "acme")
+    assert built.changes == {}
+    assert built.step_history == []
+    with pytest.raises(TypeError):
+        built.metadata["source"] = "changed"  # type: ignore[index]
+    metadata["later"] = True
+    assert "later" not in built.metadata

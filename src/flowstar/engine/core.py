@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +22,7 @@ from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Dispatcher, Store
 from flowstar.engine.runner import describe_error, failure, is_plain, output_of, run_step
 from flowstar.engine.views import WorkflowInstance, as_uuid, definition_uuid, instance_view
-from flowstar.model.context import WorkflowContext, to_json_value
+from flowstar.model.context import WorkflowContext, step_context, to_json_value
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus, WorkflowStatus
 from flowstar.model.errors import (
@@ -58,8 +57,6 @@ log = structlog.get_logger("flowstar.engine")
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
-_new_object = object.__new__
-_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 # Optimistic commits retry this often when parallel branches of one instance collide.
@@ -525,13 +522,25 @@ class Engine:
         clock_now = self.clock.now
         steps = definition.steps
         plains = self._plain
-        ids = (definition_uuid(definition.name, definition.version), as_uuid(instance_id))
+        workflow_uuid = definition_uuid(definition.name, definition.version)
+        instance_uuid = as_uuid(instance_id)
         now = clock_now() if now is None else now
         chained = 0
         while True:
             token_id = token.id
             step = steps[token.step]
-            context = _step_context(ids, state, token)
+            # The data is a deep copy: a step mutating nested values in place changes nothing
+            # until its commit.
+            context = step_context(
+                workflow_uuid,
+                instance_uuid,
+                _decode(_encode(state.data)),
+                state.metadata,
+                token.step,
+                state.started_at,
+                state.created_by,
+                state.tenant_id,
+            )
             started = now
             plan: CommitPlan | None = None
             result: StepResult | None = None
@@ -802,27 +811,6 @@ class Engine:
         if state is None:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return instance_view(state)
-
-
-def _step_context(ids: tuple[UUID, UUID], state: InstanceState, token: Token) -> WorkflowContext:
-    """The context a step of ``state`` runs with; ``ids`` are its workflow and instance ids.
-
-    The data is a deep copy, so that a step mutating nested values in place changes nothing
-    until its commit.  Built field by field: ``WorkflowContext.__init__`` checks each of its
-    optional arguments, and this runs for every step.
-    """
-    context: WorkflowContext = _new_object(WorkflowContext)
-    context.workflow_id, context.instance_id = ids
-    context.data = _decode(_encode(state.data))
-    metadata = state.metadata
-    context.metadata = MappingProxyType(dict(metadata)) if metadata else _NO_METADATA
-    context.current_step = token.step
-    context.step_history = []
-    context.started_at = state.started_at
-    context.user_id = state.created_by
-    context.tenant_id = state.tenant_id
-    context.changes = {}
-    return context
 
 
 def _succeeded(started: datetime, finished: datetime, changes: dict[str, Any], output: Any) -> StepResult:

@@ -18,7 +18,7 @@ import msgspec
 from flowstar.model.enums import StepStatus
 from flowstar.model.errors import ContextSerializationError
 
-__all__ = ["StepExecution", "WorkflowContext", "to_json_value"]
+__all__ = ["StepExecution", "WorkflowContext", "step_context", "to_json_value"]
 
 _MISSING: Any = object()
 _encode = msgspec.json.encode
@@ -55,6 +55,7 @@ class StepExecution:
 
 
 _EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
+_new_object = object.__new__
 
 
 @dataclass(init=False, slots=True)
@@ -145,3 +146,33 @@ class WorkflowContext:
             user_id=self.user_id,
             tenant_id=self.tenant_id,
         )
+
+
+def step_context(  # noqa: PLR0917 - positional: the engine builds one context per step
+    workflow_id: UUID,
+    instance_id: UUID,
+    data: dict[str, Any],
+    metadata: Mapping[str, Any],
+    current_step: str,
+    started_at: datetime,
+    user_id: str | None,
+    tenant_id: str | None,
+) -> WorkflowContext:
+    """A context for running ``current_step``: ``WorkflowContext(...)`` with every field given.
+
+    Built field by field: ``__init__`` checks each of its optional arguments for a default,
+    and the engine makes one context per step.  ``data`` is used as it is (the engine passes
+    its own copy); ``metadata`` is copied behind a read-only view, as ``__init__`` does.
+    """
+    context: WorkflowContext = _new_object(WorkflowContext)
+    context.workflow_id = workflow_id
+    context.instance_id = instance_id
+    context.data = data
+    context.metadata = MappingProxyType(dict(metadata)) if metadata else _EMPTY_METADATA
+    context.current_step = current_step
+    context.step_history = []
+    context.started_at = started_at
+    context.user_id = user_id
+    context.tenant_id = tenant_id
+    context.changes = {}
+    return context
