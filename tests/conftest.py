@@ -6,13 +6,17 @@ so CI can never pass without having exercised PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import uuid
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -54,6 +58,33 @@ def postgres_url() -> str:
     url = os.environ.get("FLOWSTAR_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
     require_server(url, 5432, "PostgreSQL")
     return url
+
+
+async def _admin(url: str, sql: str) -> None:
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session (created and dropped here)."""
+    name = f"flowstar_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,9 @@
-"""Fixtures for the unit tests: engines on memory backends that are closed after the test."""
+"""Fixtures for the unit tests: engines on the memory store, closed after the test.
+
+The engine behaviour suite lives in ``tests/engine`` and runs on every store; the tests here
+that use ``make_engine`` check the model (conditions, gateways, context values, the
+registry) through the engine and need only the memory store.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,9 @@ from typing import Any
 
 import pytest
 
-from flowstar import LocalExecutionEngine, ManualClock, WorkflowDefinition, WorkflowRegistry
-from tests.unit.helpers import RecordingBus
+from flowstar import LocalExecutionEngine, WorkflowDefinition, WorkflowRegistry
 
 EngineFactory = Callable[..., LocalExecutionEngine]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
 
 
 @pytest.fixture

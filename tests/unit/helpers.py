@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from flowstar import BaseMachineStep, Edge, EventBus, WorkflowContext, WorkflowDefinition
+from flowstar.engine.core import Engine
 from flowstar.events import WorkflowEvent
 
 StepFn = Callable[[WorkflowContext], Any | Awaitable[Any]]
@@ -90,3 +92,10 @@ async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110 - there is no event to wait on
             await asyncio.sleep(0.001)
+
+
+async def next_due_at(engine: Engine, instance_id: Any) -> datetime | None:
+    """When the instance's next timer or retry is due, read through the ``Store`` port."""
+    state = await engine.store.load_instance(str(instance_id))
+    assert state is not None, f"instance {instance_id} is not stored"
+    return state.next_due_at

@@ -16,7 +16,6 @@ from flowstar import (
     TaskNotFoundError,
     ValidationError,
     WebhookStep,
-    WorkflowContext,
     WorkflowStatus,
 )
 from tests.unit.helpers import Fn, RecordingBus, Set, linear
@@ -125,11 +124,3 @@ async def test_webhook_of_a_canceled_instance(make_engine: Any) -> None:
     with pytest.raises(InvalidTransitionError, match="canceled"):
         await engine.resume_webhook(instance.id, "payment_callback", {"late": True})
     assert seen == {}
-
-
-def test_payload_to_changes() -> None:
-    assert WebhookStep("h").payload_to_changes({"a": 1}) == {"a": 1}
-    assert WebhookStep("h", result_key="r").payload_to_changes({"a": 1}) == {"r": {"a": 1}}
-    context = WorkflowContext()
-    context.update(WebhookStep("h", result_key="r").payload_to_changes({"a": 1}))
-    assert context.data == {"r": {"a": 1}}

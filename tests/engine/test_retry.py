@@ -1,11 +1,14 @@
-"""Retry policies, step timeouts, retrying failed instances, and cancellation."""
+"""Retries in a workflow, step timeouts, retrying failed instances, and cancellation.
+
+The policy's own arithmetic is tested in ``tests/unit/test_retry_policy.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -16,76 +19,12 @@ from flowstar import (
     ManualClock,
     RetryPolicy,
     StepStatus,
-    StepTimeoutError,
     TaskStatus,
-    ValidationError,
     WorkflowContext,
     WorkflowStatus,
 )
 from flowstar.events import StepFailed, WorkflowCanceled, WorkflowRetried
-from tests.unit.helpers import Fn, RecordingBus, Set, drain, eventually, linear
-
-# -- RetryPolicy ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("attempt", "rand", "expected"),
-    [
-        (1, 0.5, 2.0),  # rand 0.5 means no jitter
-        (2, 0.5, 6.0),
-        (3, 0.5, 18.0),
-        (1, 0.0, 1.8),  # -10%
-        (3, 0.0, 16.2),
-        (3, 0.75, 18.9),  # +5%
-        (5, 0.5, 100.0),  # 2 * 3**4 = 162, capped
-        (5, 0.99, 100.0),  # jitter never exceeds the cap
-        (5, 0.0, 90.0),  # jitter applies below the cap
-        (5000, 0.5, 100.0),  # no overflow after thousands of attempts
-    ],
-)
-def test_delay_is_exponential_with_jitter_and_capped(attempt: int, rand: float, expected: float) -> None:
-    policy = RetryPolicy(max_attempts=10, initial_delay=2.0, backoff=3.0, max_delay=100.0, jitter=0.1)
-    assert policy.delay(attempt, rand) == pytest.approx(expected)
-
-
-def test_delay_without_jitter_and_with_zero_delay() -> None:
-    assert RetryPolicy(initial_delay=1, backoff=2, jitter=0).delay(4, 0.9) == 8.0
-    assert RetryPolicy(initial_delay=0, jitter=0.5).delay(3, 0.9) == 0.0
-    assert RetryPolicy(initial_delay=0, backoff=2).delay(5000, 0.5) == 0.0
-    assert RetryPolicy(initial_delay=1, backoff=2, max_delay=50).delay(5000, 0.5) == 50.0
-
-
-def test_jittered_delays_stay_within_their_band() -> None:
-    policy = RetryPolicy(initial_delay=10, backoff=2, jitter=0.25, max_delay=1000)
-    for i in range(100):
-        delay = policy.delay(2, i / 100)
-        assert 15.0 <= delay < 25.0
-
-
-def test_should_retry_counts_attempts_and_filters_errors() -> None:
-    policy = RetryPolicy(max_attempts=3, retry_on=(ConnectionError, TimeoutError))
-    assert policy.should_retry(ConnectionError(), 1)
-    assert policy.should_retry(ConnectionResetError(), 2)  # subclasses count
-    assert policy.should_retry(StepTimeoutError("slow"), 1)
-    assert not policy.should_retry(ConnectionError(), 3)  # attempts used up
-    assert not policy.should_retry(ValueError(), 1)
-    assert not RetryPolicy().should_retry(Exception(), 1)  # the default: one attempt
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "problem"),
-    [
-        ({"max_attempts": 0}, "max_attempts must be at least 1"),
-        ({"initial_delay": -1}, "delays must not be negative"),
-        ({"max_delay": -1}, "delays must not be negative"),
-        ({"backoff": 0.5}, "backoff must be at least 1"),
-        ({"jitter": 1.5}, "jitter must be between 0 and 1"),
-    ],
-)
-def test_invalid_policies_are_refused(kwargs: dict[str, Any], problem: str) -> None:
-    with pytest.raises(ValidationError, match=problem):
-        RetryPolicy(**kwargs)
-
+from tests.unit.helpers import Fn, RecordingBus, Set, drain, eventually, linear, next_due_at
 
 # -- retries in a workflow --------------------------------------------------------------
 
@@ -111,7 +50,7 @@ async def test_retry_waits_for_the_back_off_on_the_manual_clock(make_engine: Any
     assert instance.status is WorkflowStatus.RUNNING  # attempt 2 is scheduled, not waiting for a person
     assert step.runs == 1
     assert engine.dispatcher.scheduled == 1
-    assert engine.store.instances[str(instance.id)].next_due_at == t0 + timedelta(seconds=10)
+    assert await next_due_at(engine, instance.id) == t0 + timedelta(seconds=10)
 
     clock.advance(9.999)
     await drain()
@@ -119,7 +58,7 @@ async def test_retry_waits_for_the_back_off_on_the_manual_clock(make_engine: Any
     clock.advance(0.001)
     await eventually(lambda: step.runs == 2 and engine.dispatcher.scheduled == 1)
     await engine.dispatcher.settled(str(instance.id))
-    assert engine.store.instances[str(instance.id)].next_due_at == t0 + timedelta(seconds=30)
+    assert await next_due_at(engine, instance.id) == t0 + timedelta(seconds=30)
 
     clock.advance(19)
     await drain()
@@ -343,8 +282,10 @@ async def test_cancel_refuses_finished_and_unknown_instances(make_engine: Any) -
 
 async def test_cancel_while_a_step_runs_discards_its_outcome(make_engine: Any) -> None:
     started, release = asyncio.Event(), asyncio.Event()
+    running: list[UUID] = []
 
     async def long_running(context: WorkflowContext) -> None:
+        running.append(context.instance_id)
         started.set()
         await release.wait()
         context.set("finished", True)
@@ -353,7 +294,7 @@ async def test_cancel_while_a_step_runs_discards_its_outcome(make_engine: Any) -
     engine = make_engine(linear("long", Fn("work", long_running), after))
     start = asyncio.create_task(engine.start_workflow("long"))
     await asyncio.wait_for(started.wait(), 5)
-    instance_id = next(iter(engine.store.instances))
+    [instance_id] = running
     await engine.cancel_workflow(instance_id, "abort")
     release.set()
     returned = await start

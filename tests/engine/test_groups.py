@@ -1,4 +1,8 @@
-"""Step groups inside definitions: each inner step is recorded under its group."""
+"""Step groups inside definitions: each inner step is recorded under its group.
+
+The two tests without ``make_engine`` (naming, direct execution) share this module's steps
+and run once, not per store.
+"""
 
 from __future__ import annotations
 
