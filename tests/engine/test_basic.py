@@ -12,6 +12,7 @@ import pytest
 from flowstar import (
     BaseHumanStep,
     BaseMachineStep,
+    ContextSerializationError,
     ExecutionEngine,
     InstanceNotFoundError,
     StepExecutionError,
@@ -124,6 +125,40 @@ async def test_a_non_json_result_fails_the_step(make_engine: Any) -> None:
     instance = await engine.start_workflow("res")
     assert instance.status is WorkflowStatus.FAILED
     assert "ContextSerializationError" in (instance.error or "")
+
+
+async def test_an_unserializable_context_value_is_refused_at_set(make_engine: Any) -> None:
+    raised: list[BaseException] = []
+
+    def bad(context: WorkflowContext) -> None:
+        context.set("fine", 1)
+        try:
+            context.set("socket", object())
+        except ContextSerializationError as exc:
+            raised.append(exc)
+            raise
+
+    after = Set("after", after=True)
+    engine = make_engine(linear("bad", Set("before", before=True), Fn("bad", bad), after))
+    done = await engine.start_workflow("bad", {"n": 1})
+    assert len(raised) == 1  # refused at set(), inside the step
+    assert done.status is WorkflowStatus.FAILED
+    stored = await engine.get_instance(done.id)
+    assert stored.status is WorkflowStatus.FAILED
+    assert stored.error is not None
+    assert "ContextSerializationError" in stored.error
+    assert "socket" in stored.error
+    assert stored.data == {"n": 1, "before": True}  # neither of the failed step's writes
+    assert after.runs == 0
+    failed = (await engine.get_history(done.id))[-1]
+    assert (failed.step_name, failed.status) == ("bad", StepStatus.FAILED)
+    assert failed.error is not None
+    assert failed.error.startswith("ContextSerializationError")
+
+    # Unserializable initial data is refused before anything is written.
+    with pytest.raises(ContextSerializationError):
+        await engine.start_workflow("bad", {"when": object()})
+    assert (await engine.list_instances())[1] == 1
 
 
 async def test_step_results_and_inputs_are_recorded(make_engine: Any) -> None:

@@ -243,6 +243,10 @@ async def test_cancel_cancels_the_instance_and_its_open_tasks(make_engine: Any) 
     event = bus.events[-1]
     assert isinstance(event, WorkflowCanceled)
     assert (event.reason, event.canceled_by) == ("customer asked", "support")
+    state = await engine.store.load_instance(str(instance.id))
+    assert state is not None
+    assert state.tokens == {}  # nothing left to run or to wait for
+    assert await engine.store.pending_tokens() == []
     with pytest.raises(InvalidTransitionError, match="is canceled and cannot be canceled"):
         await engine.cancel_workflow(instance.id, "again")
     assert [t for t, _ in bus.summary()].count("WorkflowCanceled") == 1

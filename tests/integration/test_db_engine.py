@@ -1,7 +1,10 @@
-"""``PersistentExecutionEngine`` and ``LocalExecutionEngine(persistence=...)`` on both databases.
+"""What the SQL store adds to the engine: every way to give the database, rows as written,
+reloads by a reader that saw none of the commits, and the database's own limits and faults.
 
-State is always read back through a FRESH ``SQLAlchemyStore(engine, cache_states=False)`` (or
-straight from the tables), never from the engine that wrote it.
+The engine's behaviour (human tasks, joins, timers, retries, cancel, webhooks, events,
+tenants) is tested once for every store in ``tests/engine``.  Here, state is always read
+back through a FRESH ``SQLAlchemyStore(engine, cache_states=False)`` (or straight from the
+tables), never from the engine that wrote it.
 """
 
 from __future__ import annotations
@@ -24,12 +27,10 @@ from flowstar import (
     BaseMachineStep,
     ContextSerializationError,
     Edge,
-    FormValidationError,
     LocalExecutionEngine,
     RetryPolicy,
     StepRecord,
     StepStatus,
-    TaskStatus,
     WorkflowContext,
     WorkflowDefinition,
     WorkflowRegistry,
@@ -249,68 +250,6 @@ async def test_step_records_hold_input_output_error_timing_and_attempt(
     assert (state.failed_step, state.data) == ("broken", {"x": 1, "a": True, "flaky": 2})
 
 
-async def test_human_task_with_form_data(db_engine: AsyncEngine, fresh: SQLAlchemyStore, engines: list[Engine]) -> None:
-    engine = PersistentExecutionEngine(
-        registry_of(chain("review", Write("prepare"), Approve(), Write("ship"))), engine=db_engine
-    )
-    engines.append(engine)
-    started = await engine.start_workflow("review", {"doc": "D-1"}, tenant_id="acme", created_by="carol")
-    assert started.status is WorkflowStatus.WAITING
-
-    [task] = await fresh.find_tasks(instance_id=str(started.id))
-    assert task.status is TaskStatus.PENDING
-    assert (task.title, task.description, task.form_schema) == ("Approve it", "Look at it", FORM)
-    assert (task.assignee_id, task.assignee_group, task.tenant_id) == ("alice", "managers", "acme")
-    assert task.due_at is not None
-    assert task.due_at - task.created_at == timedelta(days=1)
-    waiting = (await fresh.step_records(str(started.id)))[-1]
-    assert (waiting.step_name, waiting.status, waiting.assigned_to) == ("approve", StepStatus.WAITING, "alice")
-    assert task.step_execution_id == waiting.id
-
-    # Invalid form data changes nothing.
-    before = await fresh.load_instance(str(started.id))
-    with pytest.raises(FormValidationError):
-        await engine.complete_human_task(started.id, "approve", "alice", {"approved": "yes"})
-    assert await fresh.load_instance(str(started.id)) == before
-
-    done = await engine.complete_task(task.id, "alice", {"approved": True, "note": "fine"})
-    assert done.status is WorkflowStatus.COMPLETED
-    completed = await fresh.get_task(task.id)
-    assert completed is not None
-    assert (completed.status, completed.completed_by, completed.data) == (
-        TaskStatus.COMPLETED,
-        "alice",
-        {"approved": True, "note": "fine"},
-    )
-    assert completed.completed_at is not None
-    records = await fresh.step_records(str(started.id))
-    assert [(r.step_name, r.status) for r in records] == [
-        ("prepare", StepStatus.SUCCEEDED),
-        ("approve", StepStatus.SUCCEEDED),
-        ("ship", StepStatus.SUCCEEDED),
-    ]
-    assert (records[1].completed_by, records[1].output_data) == ("alice", {"approved": True, "note": "fine"})
-    state = await fresh.load_instance(str(started.id))
-    assert state is not None
-    assert state.data == {"doc": "D-1", "prepare": True, "approved": True, "note": "fine", "ship": True}
-
-
-async def test_cancel_is_persisted(db_engine: AsyncEngine, fresh: SQLAlchemyStore, engines: list[Engine]) -> None:
-    engine = PersistentExecutionEngine(
-        registry_of(chain("cancel", Write("prepare"), Approve(), Write("ship"))), engine=db_engine
-    )
-    engines.append(engine)
-    started = await engine.start_workflow("cancel")
-    await engine.cancel_workflow(started.id, "not needed", canceled_by="ops")
-    state = await fresh.load_instance(str(started.id))
-    assert state is not None
-    assert (state.status, state.error, state.tokens) == (WorkflowStatus.CANCELED, "not needed", {})
-    [task] = await fresh.find_tasks(instance_id=str(started.id))
-    assert task.status is TaskStatus.CANCELED
-    assert (await fresh.step_records(str(started.id)))[-1].status is StepStatus.CANCELED
-    assert await fresh.pending_tokens() == []
-
-
 async def test_callable_conditions_and_definition_json(
     db_engine: AsyncEngine, fresh: SQLAlchemyStore, engines: list[Engine]
 ) -> None:
@@ -346,80 +285,7 @@ async def test_callable_conditions_and_definition_json(
     assert {i.definition_id for i in await _rows(db_engine, WorkflowInstanceModel)} == {row.id}
 
 
-# -- tenants ---------------------------------------------------------------------------------
-
-
-async def test_tenant_and_creator_are_stored_and_filter_queries(
-    db_engine: AsyncEngine, fresh: SQLAlchemyStore, engines: list[Engine]
-) -> None:
-    engine = PersistentExecutionEngine(registry_of(chain("tenanted", Write("prepare"), Approve())), engine=db_engine)
-    engines.append(engine)
-    mine = [await engine.start_workflow("tenanted", tenant_id="t1", created_by="u1") for _ in range(3)]
-    theirs = [await engine.start_workflow("tenanted", tenant_id="t2", created_by="u2") for _ in range(2)]
-
-    for instance, tenant, user in [*((i, "t1", "u1") for i in mine), *((i, "t2", "u2") for i in theirs)]:
-        assert (instance.tenant_id, instance.created_by) == (tenant, user)
-        assert instance.context.tenant_id == tenant
-        state = await fresh.load_instance(str(instance.id))
-        assert state is not None
-        assert (state.tenant_id, state.created_by) == (tenant, user)
-        assert {r.tenant_id for r in await fresh.step_records(str(instance.id))} == {tenant}
-
-    page, total = await engine.list_instances(tenant_id="t1")
-    assert total == 3
-    assert {i.id for i in page} == {i.id for i in mine}
-    assert (await engine.list_instances(tenant_id="t2", created_by="u1")) == ([], 0)
-    page, total = await engine.list_instances(tenant_id="t2", limit=1)
-    assert (total, len(page)) == (2, 1)
-    tasks = await engine.get_tasks(tenant_id="t2")
-    assert {t.instance_id for t in tasks} == {str(i.id) for i in theirs}
-    assert {t.tenant_id for t in tasks} == {"t2"}
-    assert len(await engine.get_tasks(tenant_id="t1", assignee_id="alice")) == 3
-    assert await engine.get_tasks(tenant_id="t3") == []
-
-
 # -- bad input -------------------------------------------------------------------------------
-
-
-async def test_unserializable_context_value_is_refused_at_set(
-    db_engine: AsyncEngine, fresh: SQLAlchemyStore, engines: list[Engine]
-) -> None:
-    raised: list[BaseException] = []
-
-    class Bad(BaseMachineStep):
-        name = "bad"
-
-        async def execute(self, context: WorkflowContext) -> None:
-            context.set("fine", 1)
-            try:
-                context.set("socket", object())
-            except ContextSerializationError as exc:
-                raised.append(exc)
-                raise
-
-    engine = PersistentExecutionEngine(
-        registry_of(chain("bad", Write("before"), Bad(), Write("after"))), engine=db_engine
-    )
-    engines.append(engine)
-    done = await engine.start_workflow("bad", {"n": 1})
-    assert len(raised) == 1  # refused at set(), inside the step
-    assert done.status is WorkflowStatus.FAILED
-    state = await fresh.load_instance(str(done.id))
-    assert state is not None
-    assert state.status is WorkflowStatus.FAILED
-    assert state.error is not None
-    assert "ContextSerializationError" in state.error
-    assert "socket" in state.error
-    assert state.data == {"n": 1, "before": True}  # neither of the failed step's writes
-    failed = (await fresh.step_records(str(done.id)))[-1]
-    assert (failed.step_name, failed.status) == ("bad", StepStatus.FAILED)
-    assert failed.error is not None
-    assert failed.error.startswith("ContextSerializationError")
-
-    # Unserializable initial data is refused before anything is written.
-    with pytest.raises(ContextSerializationError):
-        await engine.start_workflow("bad", {"when": object()})
-    assert len(await _rows(db_engine, WorkflowInstanceModel)) == 1
 
 
 async def _snapshot(db_engine: AsyncEngine) -> tuple[list[Any], ...]:
