@@ -12,6 +12,7 @@ __all__ = [
     "InvalidTransitionError",
     "StepExecutionError",
     "StepTimeoutError",
+    "StoreUnavailableError",
     "TaskAlreadyCompletedError",
     "TaskNotFoundError",
     "UnsafeExpressionError",
@@ -50,6 +51,15 @@ class InvalidTransitionError(WorkflowsError):
 
 class ConcurrencyError(WorkflowsError):
     """Another writer changed the instance first; the operation can be retried."""
+
+
+class StoreUnavailableError(WorkflowsError):
+    """The database did not answer in time (``FLOWSTAR_DB_TIMEOUT``) or the connection was lost.
+
+    The operation may or may not have been applied: read the instance again, or retry the
+    call. A retried call is never applied twice (the instance's version check refuses a
+    second outcome); a completed human task then raises ``TaskAlreadyCompletedError``.
+    """
 
 
 class ValidationError(WorkflowsError, ValueError):
