@@ -9,7 +9,8 @@ Every test asking for ``make_engine`` runs once per store, like Litestar's param
   tables are created once and emptied before each test (a fresh schema per test would cost
   more than most tests).
 
-Select one store with ``-k memory``, ``-k sqlite`` or ``-k postgresql``.  Without a reachable
+Select one store with ``-k memory``, ``-k sqlite`` or ``-k postgresql``
+(``-m "not integration"``: every store but PostgreSQL).  Without a reachable
 PostgreSQL server its tests skip, and fail under ``CI=true`` (see ``tests/conftest.py``).
 """
 
@@ -31,7 +32,9 @@ from tests.unit.helpers import RecordingBus
 
 EngineFactory = Callable[..., Engine]
 
-STORES = ("memory", "sqlite", "postgresql")
+# The PostgreSQL cases carry the ``integration`` marker, so ``-m "not integration"`` runs the
+# suite without a server.
+STORES = ("memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.integration))
 
 # Enough for the most concurrent test (fifty completions of one task queue on the pool);
 # small, because every test opens its own pool.
