@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from flowstar.logs import configure_logging
+
 __all__ = ["main"]
 
 
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--url", help="database URL (default: $FLOWSTAR_DATABASE_URL or the SQLite file)")
     up.add_argument("--revision", default="head", help="target revision (default: head)")
     args = parser.parse_args(argv)
+    configure_logging()
 
     if args.command == "db" and args.db_command == "upgrade":
         from flowstar.db.migrate import upgrade

