@@ -144,3 +144,16 @@ def test_format_exception_keeps_the_chain_in_order() -> None:
     assert SECRET not in text
     assert text.index("RuntimeError: payment gateway") < text.index("direct cause") < text.index("LookupError")
     assert text.endswith("LookupError: no receipt")
+
+
+@pytest.mark.parametrize("logs", [True, False])
+def test_worker_settings_configure_logging_unless_told_not_to(logs: bool) -> None:
+    from flowstar.logs import _StderrHandler
+    from flowstar.saq.worker import build_settings
+    from flowstar.settings import FlowstarSettings
+
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
+    # A Redis URL: nothing is started or contacted while the settings are built.
+    build_settings(FlowstarSettings(redis_url="redis://127.0.0.1:6379/15"), logs=logs)
+    assert sum(isinstance(h, _StderrHandler) for h in root.handlers) == (1 if logs else 0)

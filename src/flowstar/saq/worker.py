@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
 from flowstar.db.store import SQLAlchemyStore
+from flowstar.logs import configure_logging
 from flowstar.redis.embedded import RedisHandle, connect_redis
 from flowstar.redis.stream_bus import RedisStreamEventBus
 from flowstar.saq.dispatcher import JOB_FUNCTION, JobOptions
@@ -23,9 +24,22 @@ from flowstar.saq.engine import SAQExecutionEngine
 from flowstar.saq.jobs import ENGINE_KEY, run_activation
 from flowstar.settings import FlowstarSettings, load_registry
 
-__all__ = ["build_engine", "build_settings", "redis_client"]
+__all__ = ["UPKEEP_TIMERS", "build_engine", "build_settings", "redis_client"]
 
 log = structlog.get_logger("flowstar.worker")
+
+# SAQ's upkeep loops (abort checks, the schedule tick, the sweep, worker info) each sleep
+# their timer between passes, and a stopping worker waits for every loop's current sleep
+# to end: with SAQ's defaults (sweep 60 s, worker info 10 s) a stopped worker would linger
+# that long after its last step.  SAQ 0.26 has no public way to wake them, so every loop
+# wakes once a second, like the dequeuers (``dequeue_timeout``): a stopped worker exits
+# within about a second of its running steps.  The schedule tick must stay a whole second
+# (see docs/distributed.md); the sweep, which rescues jobs of dead workers after their
+# heartbeat stops, takes a Redis lock for its interval, so one worker per queue sweeps
+# each second whatever the number of workers.  A job it wrongly re-runs (saq #277) is
+# harmless: the database decides whether an activation still needs work, and leases keep
+# a second delivery from running the step at the same time.
+UPKEEP_TIMERS = {"schedule": 1, "sweep": 1, "abort": 1, "worker_info": 1}
 
 
 def redis_client(settings: FlowstarSettings) -> Redis:
@@ -85,8 +99,17 @@ class _EmbeddedRedisQueue(RedisQueue):
             await self._handles.pop().close()
 
 
-def build_settings(settings: FlowstarSettings | None = None) -> dict[str, Any]:
-    """The SAQ ``Worker`` settings dict for ``settings`` (default: from the environment)."""
+def build_settings(settings: FlowstarSettings | None = None, *, logs: bool = True) -> dict[str, Any]:
+    """The SAQ ``Worker`` settings dict for ``settings`` (default: from the environment).
+
+    Args:
+        settings: the configuration; default ``FlowstarSettings.from_env()``.
+        logs: configure the process's logging (``flowstar.logs.configure_logging``: plain
+            tracebacks without local variables, JSON lines with ``FLOWSTAR_LOG_FORMAT=json``).
+            Pass ``False`` when the host application configures logging itself.
+    """
+    if logs:
+        configure_logging()
     config = settings or FlowstarSettings.from_env()
     handles: list[RedisHandle] = []
     queue = (
@@ -94,7 +117,6 @@ def build_settings(settings: FlowstarSettings | None = None) -> dict[str, Any]:
         if config.redis_url
         else _EmbeddedRedisQueue(redis_client(config), name=config.queue, handles=handles)
     )
-    watchers: list[asyncio.Task[None]] = []
 
     async def startup(ctx: dict[str, Any]) -> None:
         if not config.redis_url:
@@ -104,14 +126,9 @@ def build_settings(settings: FlowstarSettings | None = None) -> dict[str, Any]:
         engine = build_engine(config, queue)
         await engine.start()
         ctx[ENGINE_KEY] = engine
-        worker = ctx.get("worker")
-        if worker is not None:
-            watchers.append(asyncio.create_task(_stop_upkeep_on_shutdown(worker), name="flowstar-stop-watch"))
         log.info("flowstar worker ready", queue=config.queue, concurrency=config.concurrency, pid=os.getpid())
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        for watcher in watchers:
-            watcher.cancel()
         engine: SAQExecutionEngine | None = ctx.get(ENGINE_KEY)
         if engine is not None:
             await engine.close()
@@ -122,9 +139,7 @@ def build_settings(settings: FlowstarSettings | None = None) -> dict[str, Any]:
         "concurrency": config.concurrency,
         "startup": startup,
         "shutdown": shutdown,
-        # The sweep rescues jobs of dead workers after their heartbeat stops.  The
-        # reconciler does it sooner (see reconciler.py); the sweep is the second line.
-        "timers": {"schedule": 1, "sweep": 10, "abort": 1, "worker_info": 10},
+        "timers": dict(UPKEEP_TIMERS),
         # On SIGTERM SAQ waits, up to the grace period, for the tasks it started, and its
         # dequeuers are blocked in BLMOVE until a job arrives (forever by default): a
         # stopped worker would always wait out the whole grace period, taking new jobs
@@ -132,21 +147,3 @@ def build_settings(settings: FlowstarSettings | None = None) -> dict[str, Any]:
         "dequeue_timeout": 1,
         "shutdown_grace_period_s": config.shutdown_grace,
     }
-
-
-async def _stop_upkeep_on_shutdown(worker: Any) -> None:
-    """Once the worker is told to stop, end its upkeep loops at once.
-
-    SAQ's stop waits for its upkeep tasks too, and each finishes only after its current
-    sleep (up to its timer, 10 s): cancelling them (they return quietly once the stop event
-    is set) lets the worker exit as soon as its running steps are done.
-    """
-    # SAQ starts the upkeep tasks right after the startup hooks, and its stop takes them
-    # out of ``worker.tasks``: note them as soon as they exist.
-    upkeep: list[asyncio.Task[Any]] = []
-    while not upkeep and not worker.event.is_set():
-        await asyncio.sleep(0.05)
-        upkeep = [t for t in worker.tasks if t.get_name() != "process"]
-    await worker.event.wait()
-    for task in upkeep:
-        task.cancel()
