@@ -166,7 +166,7 @@ async def test_find_by_workflow_with_status_and_pagination(
     assert _ids(mine) == _ids(instances["b"])
 
 
-async def test_find_by_user_tenant_running_and_update_status(
+async def test_find_by_user_tenant_and_running(
     session: AsyncSession, instances: dict[str, list[WorkflowInstanceModel]]
 ) -> None:
     repo = WorkflowInstanceRepository(session=session)
@@ -188,19 +188,6 @@ async def test_find_by_user_tenant_running_and_update_status(
 
     assert _ids(await repo.find_running()) == {a[3].id, a[4].id, a[5].id, *_ids(b)}
     assert _ids(await repo.find_running(tenant_id="a")) == {a[3].id, a[4].id, a[5].id}
-
-    updated = await repo.update_status(a[3].id, WorkflowStatus.FAILED, current_step="s2", error="by hand")
-    await session.commit()
-    assert updated is not None
-    assert (updated.status, updated.current_step, updated.error, updated.lock_version) == (
-        "failed",
-        "s2",
-        "by hand",
-        2,
-    )
-    assert a[3].id not in _ids(await repo.find_running())
-    assert await repo.update_status(uuid4(), WorkflowStatus.FAILED) is None
-    assert await repo.update_status(str(a[4].id), "canceled") is not None
 
 
 # -- step executions -------------------------------------------------------------------------
@@ -268,31 +255,12 @@ async def test_human_task_queries(session: AsyncSession, instances: dict[str, li
     assert [t.id for t in await repo.find_overdue(now + timedelta(days=2))] == [foreign.id, alice.id, managers.id]
 
 
-async def test_complete_and_cancel_task(
-    session: AsyncSession, instances: dict[str, list[WorkflowInstanceModel]]
-) -> None:
-    repo = HumanTaskRepository(session=session)
-    inst = instances["a"][3]
-    first, second = _task(inst, "review", 0), _task(inst, "sign", 1)
-    session.add_all([first, second])
-    await session.commit()
-
-    completed = await repo.complete_task(first.id, "carol")
-    await session.commit()
-    assert completed is not None
-    assert (completed.status, completed.completed_by) == ("completed", "carol")
-    assert completed.completed_at is not None
-    assert await repo.complete_task(first.id, "dave") is None  # second completion: nothing changes
-    assert await repo.cancel_task(first.id) is None
-    reloaded = await repo.get(first.id)
-    assert (reloaded.status, reloaded.completed_by) == ("completed", "carol")
-
-    canceled = await repo.cancel_task(str(second.id))
-    await session.commit()
-    assert canceled is not None
-    assert canceled.status == "canceled"
-    assert await repo.complete_task(second.id, "carol") is None
-    assert await repo.complete_task(uuid4(), "carol") is None
+def test_repositories_do_not_change_engine_state() -> None:
+    """Task and instance state changes only through the engine's transitions (with their
+    events): the repositories offer no status, completion or cancellation writes."""
+    for method in ("update_status", "complete_task", "cancel_task"):
+        assert not hasattr(WorkflowInstanceRepository, method)
+        assert not hasattr(HumanTaskRepository, method)
 
 
 # -- tenants ---------------------------------------------------------------------------------
@@ -333,10 +301,9 @@ async def test_tenants_never_see_each_others_rows(
         assert len(await steps.find_failed(tenant_id=tenant)) == len(own)
 
 
-async def test_a_terminal_status_set_by_hand_drops_pending_activations(
-    session: AsyncSession, db_engine: AsyncEngine
-) -> None:
-    """An instance an admin marks failed must not be resumed by ``recover()``."""
+async def test_an_instance_an_admin_cancels_is_not_resumed(session: AsyncSession, db_engine: AsyncEngine) -> None:
+    """An admin stops an instance through the engine (``cancel_workflow``): its pending
+    activations go, ``recover()`` leaves it alone, and the repositories show it canceled."""
     from flowstar import BaseMachineStep, WorkflowContext, WorkflowDefinition, WorkflowRegistry
     from flowstar.db import PersistentExecutionEngine, SQLAlchemyStore
 
@@ -359,13 +326,17 @@ async def test_a_terminal_status_set_by_hand_drops_pending_activations(
     await engine.close()
     assert len(await store.pending_tokens()) == 2
 
-    repo = WorkflowInstanceRepository(session=session)
-    updated = await repo.update_status(stuck[0].id, WorkflowStatus.FAILED, error="stopped by an admin")
-    await session.commit()
-    assert updated is not None
-    assert (updated.status, updated.tokens, updated.dispatch_at) == ("failed", {}, None)
-    assert updated.completed_at is not None
+    admin = PersistentExecutionEngine(registry, engine=db_engine)
+    try:
+        await admin.cancel_workflow(stuck[0].id, "stopped by an admin")
+    finally:
+        await admin.close()
     assert [i for i, _t in await store.pending_tokens()] == [str(stuck[1].id)]
+    repo = WorkflowInstanceRepository(session=session)
+    assert _ids(await repo.find_running()) == {UUID(str(stuck[1].id))}
+    canceled, total = await repo.find_by_workflow("slow", status=WorkflowStatus.CANCELED)
+    assert (total, canceled[0].id, canceled[0].dispatch_at) == (1, UUID(str(stuck[0].id)), None)
+    await session.rollback()  # end the read: SQLite's pool has one connection
 
     again = PersistentExecutionEngine(registry, engine=db_engine)
     try:
@@ -373,6 +344,6 @@ async def test_a_terminal_status_set_by_hand_drops_pending_activations(
         done = await again.wait_for_status(stuck[1].id, timeout=10)
         assert done.data == {"ran": True}
         untouched = await again.get_instance(stuck[0].id)
-        assert (untouched.status, untouched.data, untouched.error) == (WorkflowStatus.FAILED, {}, "stopped by an admin")
+        assert (untouched.status, untouched.data) == (WorkflowStatus.CANCELED, {})
     finally:
         await again.close()

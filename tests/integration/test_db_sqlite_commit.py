@@ -1,47 +1,27 @@
-"""SQLite: a commit (and the load of an instance) is one call into aiosqlite's worker thread,
-stores exactly what the SQLAlchemy transaction stores, and keeps the commit's guarantees:
-all or nothing, the version check, a broken connection thrown away, writers in two pools
-serialized."""
+"""SQLite: a commit is one SQLAlchemy transaction (public APIs only) and keeps the commit's
+guarantees: all or nothing, the version check, a broken connection thrown away, writers in
+two pools serialized, and units of work on one shared ``:memory:`` connection taking turns."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 from tests.integration.test_db_store import _registry, _scenario
 
 from flowstar.db import PersistentExecutionEngine, SQLAlchemyStore, create_database_engine, metadata
-from flowstar.db._rows import definitions
 from flowstar.model.enums import StepStatus
+from flowstar.model.errors import StoreUnavailableError
 from flowstar.model.state import CommitPlan, InstanceState, StepRecord
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every function sent to an aiosqlite worker thread (the one way in)."""
-    from aiosqlite.core import Connection
-
-    seen: list[str] = []
-    original = Connection._execute
-
-    async def counted(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(Connection, "_execute", counted)
-    return seen
 
 
 async def _started(db_engine: AsyncEngine) -> InstanceState:
@@ -130,66 +110,39 @@ def _canonical_raw(rows: list[Any]) -> list[Any]:
 
 
 @sqlite_only
-async def test_the_direct_commit_stores_what_the_sqlalchemy_transaction_stores(db_engine: AsyncEngine) -> None:
-    direct = await _scenario(db_engine, one_statement=False)
-    through_sqlalchemy = await _scenario(db_engine, one_statement=False, direct_sqlite=False)
-    for n, (fast_id, slow_id) in enumerate(zip(direct, through_sqlalchemy, strict=True)):
-        fast, slow = await _raw(db_engine, fast_id), await _raw(db_engine, slow_id)
-        if n == 0:
-            assert all(fast), "the human workflow has rows in every table"
-        # definition_id differs (each scenario's store registers it once; same row).
-        assert _canonical_raw(fast) == _canonical_raw(slow)
-        # Ids are 16-byte blobs and times UTC text, as advanced-alchemy's types store them.
-        instance = fast[0][0]
-        assert isinstance(instance[0], bytes)
-        assert len(instance[0]) == 16
-        assert any(isinstance(v, str) and v.startswith("2030-01-01 00:00:00") for v in instance)
+async def test_rows_are_stored_as_advanced_alchemys_types_store_them(db_engine: AsyncEngine) -> None:
+    [human, *_others] = await _scenario(db_engine, one_statement=False)
+    rows = await _raw(db_engine, human)
+    assert all(rows), "the human workflow has rows in every table"
+    # Ids are 16-byte blobs and times UTC text; JSON columns are JSON text.
+    instance = rows[0][0]
+    assert isinstance(instance[0], bytes)
+    assert len(instance[0]) == 16
+    assert any(isinstance(v, str) and v.startswith("2030-01-01 00:00:00") for v in instance)
+    canonical = _canonical_raw(rows)
+    assert any(isinstance(v, tuple) and v[0] == "json" for v in canonical[0][0])
 
 
 @sqlite_only
-async def test_a_commit_and_a_load_are_one_hop_each(db_engine: AsyncEngine, hops: list[str]) -> None:
-    state = await _started(db_engine)
-    store = SQLAlchemyStore(db_engine, cache_states=False)
-    hops.clear()
-    assert await store.commit(_next(state, _record(state), extra=True)) is True
-    assert hops == ["_transaction"]
-    hops.clear()
-    loaded = await store.load_instance(state.id)
-    assert hops == ["_fetch_one"]
-    assert loaded is not None
-    assert loaded.version == state.version + 1
-    assert loaded.data["extra"] is True
-    # For comparison: the same commit through SQLAlchemy's adapter.
-    store._aiosqlite = False
-    hops.clear()
-    assert await store.commit(_next(loaded, _record(loaded))) is True
-    assert len(hops) >= 6, hops
-
-
-@sqlite_only
-async def test_a_stale_plan_writes_nothing_in_one_hop(db_engine: AsyncEngine, hops: list[str]) -> None:
+async def test_a_stale_plan_writes_nothing(db_engine: AsyncEngine) -> None:
     state = await _started(db_engine)
     store = SQLAlchemyStore(db_engine)
     before = await _raw(db_engine, state.id)
-    hops.clear()
     assert await store.commit(_next(state, _record(state), expected=state.version - 1, stale=True)) is False
-    assert hops == ["_transaction"]
     assert await _raw(db_engine, state.id) == before
     # The connection went back to the pool outside any transaction: the next commit works.
     assert await store.commit(_next(state, _record(state))) is True
 
 
 @sqlite_only
-async def test_a_failing_statement_rolls_back_the_instance_update(db_engine: AsyncEngine, hops: list[str]) -> None:
+async def test_a_failing_statement_rolls_back_the_instance_update(db_engine: AsyncEngine) -> None:
     state = await _started(db_engine)
     [existing] = [r for r in await SQLAlchemyStore(db_engine).step_records(state.id) if r.step_name == "prepare"]
     store = SQLAlchemyStore(db_engine)
     before = await _raw(db_engine, state.id)
-    hops.clear()
     # The instance UPDATE succeeds, the first record inserts, the second collides.
     with pytest.raises(IntegrityError) as raised:
         await store.commit(_next(state, _record(state), _record(state, existing.id), lost=True))
-    assert hops == ["_transaction"]
     assert type(raised.value.orig).__name__ == "IntegrityError"
     assert "INSERT INTO workflow_step_executions" in str(raised.value.statement)
     assert await _raw(db_engine, state.id) == before
@@ -220,9 +173,11 @@ async def test_a_closed_connection_is_thrown_away(db_engine: AsyncEngine) -> Non
     assert driver is not None
     await greenlet_spawn(fairy.close)
     await driver.close()
-    with pytest.raises(DBAPIError) as raised:
+    with pytest.raises(StoreUnavailableError, match="may or may not have been committed") as raised:
         await store.commit(_next(state, _record(state)))
-    assert raised.value.connection_invalidated
+    cause = raised.value.__cause__
+    assert isinstance(cause, DBAPIError)
+    assert cause.connection_invalidated
     # The pool opened a new connection; nothing was written.
     loaded = await store.load_instance(state.id)
     assert loaded == state
@@ -249,27 +204,27 @@ async def test_two_pools_racing_on_one_version_commit_once(db_engine: AsyncEngin
     assert len(records) == 1
 
 
-async def test_inside_a_shared_connections_open_transaction_the_commit_nests(tmp_path: Path) -> None:
-    """``:memory:`` databases share one connection (``StaticPool``): a commit arriving while
-    another unit of work holds a transaction open on it nests in a savepoint, and a stale
-    one leaves that transaction untouched."""
+async def test_on_one_shared_connection_concurrent_commits_take_turns() -> None:
+    """``:memory:`` databases share one connection (``StaticPool``): commits of 30 instances
+    at once would run inside each other's transactions (one's rollback undoing another's
+    writes); they take turns, and every one is kept whole."""
     engine = create_database_engine("sqlite+aiosqlite://")
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        state = await _started(engine)
+        states = [await _started(engine) for _ in range(6)]
         store = SQLAlchemyStore(engine, cache_states=False)
-        async with engine.connect() as conn:
-            await conn.execute(
-                insert(definitions).values(id=uuid.uuid4(), name="open", version="1", definition_json={})
+        plans = [_next(s, _record(s), winner=i) for s in states for i in range(5)]
+        results = await asyncio.gather(*(store.commit(plan) for plan in plans))
+        assert results.count(True) == len(states)
+        for n, state in enumerate(states):
+            loaded = await store.load_instance(state.id)
+            assert loaded is not None
+            assert (loaded.version, loaded.data["winner"]) == (
+                state.version + 1,
+                results[5 * n : 5 * n + 5].index(True),
             )
-            assert await store.commit(_next(state, _record(state), expected=state.version - 1)) is False
-            assert await store.commit(_next(state, _record(state), nested=True)) is True
-            await conn.commit()
-        loaded = await store.load_instance(state.id)
-        assert loaded is not None
-        assert loaded.data["nested"] is True
-        async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM workflow_definitions WHERE name = 'open'")) == 1
+            extra = [r for r in await store.step_records(state.id) if r.step_name == "extra"]
+            assert len(extra) == 1
     finally:
         await engine.dispose()

@@ -34,6 +34,7 @@ from flowstar.db import (
     WorkflowInstanceModel,
     _onestatement,
 )
+from flowstar.db._plan import PlanRows, plan_rows
 from flowstar.engine.core import Engine
 from flowstar.model.enums import StepStatus, TaskStatus
 from flowstar.model.events import decode_event
@@ -96,15 +97,11 @@ def _registry() -> WorkflowRegistry:
     return registry
 
 
-async def _scenario(
-    db_engine: AsyncEngine, *, one_statement: bool, through_asyncpg: bool = True, direct_sqlite: bool = True
-) -> list[str]:
+async def _scenario(db_engine: AsyncEngine, *, one_statement: bool, through_asyncpg: bool = True) -> list[str]:
     """Every kind of plan: creates, steps, task creation, reassignment, completion,
     cancellation, failure; with the outbox on."""
     store = SQLAlchemyStore(db_engine, outbox=True, one_statement=one_statement)
     store._asyncpg = store._asyncpg and through_asyncpg  # False: the path another PostgreSQL driver takes
-    # False: SQLite through SQLAlchemy's transaction instead of one call into aiosqlite's thread.
-    store._aiosqlite = store._aiosqlite and direct_sqlite
     clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
     engine = Engine(_registry(), store, InlineDispatcher(clock), clock=clock)
     try:
@@ -292,16 +289,17 @@ def test_plans_one_statement_cannot_express_take_the_transactional_path() -> Non
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     state = _running_state(now)
+    record_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
     record = StepRecord(
-        id="r1", instance_id=state.id, step_name="s", step_type="human", status=StepStatus.WAITING, started_at=now
+        id=record_id, instance_id=state.id, step_name="s", step_type="human", status=StepStatus.WAITING, started_at=now
     )
-    task = HumanTask(id="t1", instance_id=state.id, workflow_name="w", step_name="s", title="t", created_at=now)
+    task = HumanTask(id=task_id, instance_id=state.id, workflow_name="w", step_name="s", title="t", created_at=now)
 
-    def plan(**kwargs: Any) -> Any:
-        return CommitPlan(instance=state, expected_version=1, **kwargs)
+    def plan(**kwargs: Any) -> PlanRows:
+        return plan_rows(CommitPlan(instance=state, expected_version=1, **kwargs), definition_id=None, outbox=False)
 
-    cancel = RecordUpdate(id="r1", status=StepStatus.CANCELED, completed_at=now)
-    close = TaskUpdate(id="t1", status=TaskStatus.CANCELED, completed_at=now)
+    cancel = RecordUpdate(id=record_id, status=StepStatus.CANCELED, completed_at=now)
+    close = TaskUpdate(id=task_id, status=TaskStatus.CANCELED, completed_at=now)
     assert _onestatement.eligible(plan(new_records=[record], new_tasks=[task]))
     assert _onestatement.eligible(plan(record_updates=[cancel], task_updates=[close]))
     assert not _onestatement.eligible(plan(new_records=[record], record_updates=[cancel]))
@@ -316,14 +314,16 @@ def test_a_commit_statement_names_only_the_writes_its_plan_has() -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     state = _running_state(now)
     record = _succeeded_record(state.id, "s", now)
-    step_commit = CommitPlan(instance=state, expected_version=1, new_records=[record])
-    parts = _onestatement.parts_of(step_commit, outbox=True)
+    step_commit = plan_rows(
+        CommitPlan(instance=state, expected_version=1, new_records=[record]), definition_id=None, outbox=True
+    )
+    parts = _onestatement.parts_of(step_commit)
     assert parts == (True, False, False, False, False)
     sql = _onestatement.statement(False, parts).text
     assert "new_records AS" in sql
     for absent in ("record_updates AS", "new_tasks AS", "task_updates AS", "new_outbox AS", "workflow_human_tasks"):
         assert absent not in sql
-    params = _onestatement.parameters(step_commit, definition_id=None, outbox=True)
+    params = _onestatement.parameters(step_commit)
     assert {"records", "expected_version"} <= set(params)
     assert not {"record_updates", "tasks", "task_updates", "payloads", "event_times"} & set(params)
     # Every combination is a statement whose parameters the matching plans supply.

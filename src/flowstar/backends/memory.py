@@ -1,12 +1,19 @@
-"""The in-memory store: the state of record for the local engine, and the twin of the SQL one."""
+"""The in-memory store: the state of record for the local engine, and the twin of the SQL one.
+
+It applies a plan with the SQL store's semantics (``flowstar.model.changes``: what an update
+sets, what ``None`` means, which fields keep their first value) and answers queries in the
+same order, so that an engine behaves the same on either.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from flowstar.model.changes import keep_creation_fields, record_changes, task_changes
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, StepRecord, TaskUpdate, Token
@@ -21,6 +28,9 @@ class MemoryStore:
     still rejects plans computed from an outdated state, exactly as the SQL store does.
     States are replaced, never mutated, so a loaded state is a stable snapshot.
     """
+
+    # Events stay in the process: there is no outbox to write them to.
+    outbox: bool = False
 
     def __init__(self) -> None:
         self.instances: dict[str, InstanceState] = {}
@@ -41,8 +51,13 @@ class MemoryStore:
         instance = plan.instance
         instance_id = instance.id
         current = self.instances.get(instance_id)
-        if (0 if current is None else current.version) != plan.expected_version:
+        if current is None:
+            if plan.expected_version != 0:
+                return False
+        elif current.version != plan.expected_version:
             return False
+        else:
+            instance = keep_creation_fields(instance, current)
         self.instances[instance_id] = instance
         if plan.new_records:
             records = self.records.get(instance_id)
@@ -63,32 +78,18 @@ class MemoryStore:
             index = by_id.get(update.id)
             if index is None:
                 continue
-            records[index] = msgspec.structs.replace(
-                records[index],
-                status=update.status,
-                completed_at=update.completed_at,
-                output_data=update.output_data,
-                error=update.error,
-                completed_by=update.completed_by,
-            )
+            records[index] = msgspec.structs.replace(records[index], **record_changes(update))
 
     def _update_tasks(self, new_tasks: Sequence[HumanTask], updates: Sequence[TaskUpdate]) -> None:
         for task in new_tasks:
             self.tasks[task.id] = task
         for change in updates:
-            task = self.tasks[change.id]
-            if change.reassign:
-                self.tasks[change.id] = msgspec.structs.replace(
-                    task, assignee_id=change.assignee_id, assignee_group=change.assignee_group
-                )
-            else:
-                self.tasks[change.id] = msgspec.structs.replace(
-                    task,
-                    status=change.status or task.status,
-                    completed_at=change.completed_at,
-                    completed_by=change.completed_by,
-                    data=change.data,
-                )
+            current = self.tasks.get(change.id)
+            if current is not None:
+                self.tasks[change.id] = msgspec.structs.replace(current, **task_changes(change))
+
+    def forget(self, instance_id: str) -> None:
+        """Nothing is cached: the dictionaries are the state of record."""
 
     async def get_task(self, task_id: str) -> HumanTask | None:
         """One task by id."""
@@ -115,11 +116,11 @@ class MemoryStore:
             and (assignee_group is None or t.assignee_group == assignee_group)
             and (tenant_id is None or t.tenant_id == tenant_id)
         ]
-        return sorted(found, key=lambda t: t.created_at)
+        return sorted(found, key=lambda t: (t.created_at, t.id))
 
     async def step_records(self, instance_id: str) -> list[StepRecord]:
         """Every step execution of an instance, in start order."""
-        return sorted(self.records.get(instance_id, []), key=lambda r: r.started_at)
+        return sorted(self.records.get(instance_id, []), key=lambda r: (r.started_at, r.id))
 
     async def find_instances(
         self,
@@ -141,18 +142,22 @@ class MemoryStore:
             and (tenant_id is None or s.tenant_id == tenant_id)
             and (created_by is None or s.created_by == created_by)
         ]
+        # Newest first, ties by id (as the SQL store orders them).
+        found.sort(key=lambda s: s.id)
         found.sort(key=lambda s: s.started_at, reverse=True)
         return found[offset : offset + limit], len(found)
 
-    async def pending_tokens(self) -> list[tuple[str, Token]]:
-        """Dispatchable tokens of active instances."""
-        return [
-            (s.id, t)
-            for s in self.instances.values()
-            if s.status in ACTIVE_WORKFLOW_STATUSES
-            for t in s.tokens.values()
-            if t.dispatchable
-        ]
+    async def pending_tokens(self, due_before: datetime | None = None) -> list[tuple[str, Token]]:
+        """Dispatchable tokens of active instances (of those with one due before ``due_before``)."""
+        found: list[tuple[str, Token]] = []
+        for state in self.instances.values():
+            if state.status not in ACTIVE_WORKFLOW_STATUSES:
+                continue
+            tokens = [t for t in state.tokens.values() if t.dispatchable]
+            # As the SQL store's ``dispatch_at``: the earliest due (or creation) time.
+            if tokens and (due_before is None or min(t.due_at or t.created_at for t in tokens) <= due_before):
+                found.extend((state.id, t) for t in tokens)
+        return found
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -9,8 +9,9 @@ which makes it autocommit: one round trip.  asyncpg keeps the prepared statement
 connection.
 
 Errors come back as SQLAlchemy's exception classes (``IntegrityError``, ``DataError``,
-``DBAPIError``) with the asyncpg error as ``orig``, as on the SQLAlchemy path; a connection
-that failed below the SQL level is closed and invalidated instead of being used again.
+``DBAPIError``) with the asyncpg error as ``orig``, as on the SQLAlchemy path
+(``_errors.as_dbapi_error``); a connection that failed below the SQL level is closed and
+invalidated instead of being used again.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from flowstar.db._errors import as_dbapi_error, server_error
 from flowstar.db._leases import Leases
 
 __all__ = ["RawStatement"]
@@ -48,24 +49,18 @@ class RawStatement:
         return await self._run(leases, "fetchrow", params)
 
     async def _run(self, leases: Leases, method: str, params: Mapping[str, Any]) -> Any:
-        import asyncpg  # type: ignore[import-untyped]
-
         lease = await leases.acquire()
         broken: BaseException | None = None
         try:
             return await getattr(lease.driver, method)(self.sql, *self._args(params))
-        except asyncpg.IntegrityConstraintViolationError as error:
-            raise sa_exc.IntegrityError(self.sql, params, error) from error
-        except asyncpg.DataError as error:
-            raise sa_exc.DataError(self.sql, params, error) from error
-        except asyncpg.PostgresError as error:
-            raise sa_exc.DBAPIError(self.sql, params, error) from error
+        except Exception as error:
+            if not server_error(error):
+                # Below SQL (connection lost, a protocol error): its state is unknown.
+                broken = error
+            raise as_dbapi_error(self.sql, params, error) from error
         except BaseException as error:
-            # Below SQL (connection lost, cancelled mid-message): the connection's state is
-            # unknown, so it must not be reused.
+            # Cancelled mid-message: the connection must not be reused either.
             broken = error
-            if isinstance(error, Exception):
-                raise sa_exc.DBAPIError(self.sql, params, error, connection_invalidated=True) from error
             raise
         finally:
             await leases.release(lease, broken)

@@ -14,7 +14,8 @@ statement that finds no kept connection free borrows one from the pool for itsel
 
 One ``Leases`` per engine, shared by every store on it.  The kept connections belong to the
 event loop they were opened in; a statement in another loop drops them.  They go back to the
-pool after ``hold`` seconds (so its recycling and pre-ping apply), when ``release_idle()`` is
+pool after ``hold`` seconds (so its recycling and pre-ping apply; ``leases_for`` takes the
+engine's ``pool_recycle`` to shorten it), when ``release_idle()`` is
 called (``SQLAlchemyStore.close()``), and are closed when the engine is disposed.
 """
 
@@ -58,7 +59,7 @@ class Leases:
     def __init__(self, engine: AsyncEngine, limit: int, hold: float) -> None:
         self._engine = engine
         self.limit = limit
-        self._hold = hold
+        self.hold = hold
         self._pid = os.getpid()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._free: list[Lease] = []
@@ -91,7 +92,7 @@ class Leases:
             if keep:
                 self.kept -= 1
             raise
-        return Lease(fairy, kept=keep, pool=pool, loop=loop, until=time.monotonic() + self._hold)
+        return Lease(fairy, kept=keep, pool=pool, loop=loop, until=time.monotonic() + self.hold)
 
     async def release(self, lease: Lease, broken: BaseException | None = None) -> None:
         """Return ``lease`` after its statement; ``broken``: it failed below SQL (never reused)."""
@@ -157,30 +158,36 @@ _ABANDONED: list[Lease] = []
 _LEASES: weakref.WeakKeyDictionary[Engine, Leases] = weakref.WeakKeyDictionary()
 
 
-def leases_for(engine: AsyncEngine) -> Leases:
+def leases_for(engine: AsyncEngine, *, pool_recycle: float | None = None) -> Leases:
     """The engine's ``Leases``, created on first use.
 
     Only a ``QueuePool`` (the default for PostgreSQL) lends connections for keeps: with
     ``NullPool`` the user asked for a connection per use, and a static pool has one to share;
     there, and when the pool is too small to spare any, every statement borrows its own.
+
+    Args:
+        engine: the engine whose pool lends the connections.
+        pool_recycle: the engine's ``pool_recycle`` (seconds), when it is shorter than the
+            hold of five minutes: a kept connection then goes back to the pool that often,
+            so that the pool recycles it.  (The pool does not say its setting publicly.)
+            The shortest value any store of the engine gave wins.
     """
     sync = engine.sync_engine
     found = _LEASES.get(sync)
-    if found is not None:
-        return found
-    pool = sync.pool
-    limit, hold = 0, _HOLD_SECONDS
-    if isinstance(pool, QueuePool):
-        size = pool.size()
-        # A tenth of the pool (at least one connection) stays for the other statements.
-        limit = max(0, size - max(1, size // 10))
-        recycle = getattr(pool, "_recycle", -1)
-        if recycle > 0:
-            hold = min(hold, float(recycle))
-    leases = Leases(engine, limit, hold)
-    _LEASES[sync] = leases
-    event.listen(sync, "engine_disposed", _disposed)
-    return leases
+    if found is None:
+        found = _LEASES[sync] = Leases(engine, _limit(sync.pool), _HOLD_SECONDS)
+        event.listen(sync, "engine_disposed", _disposed)
+    if pool_recycle is not None and pool_recycle > 0:
+        found.hold = min(found.hold, float(pool_recycle))
+    return found
+
+
+def _limit(pool: Any) -> int:
+    if not isinstance(pool, QueuePool):
+        return 0
+    size = pool.size()
+    # A tenth of the pool (at least one connection) stays for the other statements.
+    return max(0, size - max(1, size // 10))
 
 
 def _disposed(engine: Engine) -> None:

@@ -1,5 +1,8 @@
 """PostgreSQL: a whole ``CommitPlan`` as ONE statement, run in autocommit mode.
 
+The rows are the plan's ``PlanRows`` (``flowstar.db._plan``), the same the transactional
+path writes; this module only says how one statement carries them.
+
 The instance update (guarded by ``lock_version``) or insert is the first data-modifying CTE;
 every child write (step records, record updates, tasks, task updates, outbox rows) selects
 ``FROM inst``, so it only happens when the guarded write did.  A single statement is atomic on
@@ -28,13 +31,10 @@ from typing import Any
 import msgspec
 from sqlalchemy import TextClause, text
 
-from flowstar.db._rows import dispatch_at, record_json, to_json, uuid_of
-from flowstar.model.events import encode_event
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, TaskUpdate
+from flowstar.db._plan import CREATE_COLUMNS, STATE_COLUMNS, PlanRows
 
 __all__ = [
     "PARTS",
-    "STATE_COLUMNS",
     "Parts",
     "eligible",
     "parameters",
@@ -101,20 +101,7 @@ _TASK_UPDATE_COLUMNS: Columns = (
     ("data", None),
     ("assignee_id", "varchar"),
     ("assignee_group", "varchar"),
-)
-STATE_COLUMNS = (
-    "status",
-    "current_step",
-    "context_data",
-    "error",
-    "failed_step",
-    "completed_at",
-    "lock_version",
-    "tokens",
-    "joins",
-    "history",
-    "dispatch_at",
-    "updated_at",
+    ("updated_at", "timestamptz"),
 )
 _JSON_STATE = {"context_data", "tokens", "joins", "history", "metadata"}
 
@@ -169,7 +156,7 @@ def _children(parts: Parts) -> str:
 )""",
         "task_updates": f"""task_updates AS (
     UPDATE workflow_human_tasks AS t
-    SET {keep_or_set}, updated_at = :updated_at
+    SET {keep_or_set}
     FROM {_rows("task_updates", _TASK_UPDATE_COLUMNS)}
     WHERE t.id = r.id
     RETURNING 1
@@ -187,18 +174,7 @@ def _children(parts: Parts) -> str:
     return "".join(f"\n, {cte}" for cte in chosen) + "\nSELECT count(*) FROM inst"
 
 
-_CREATE_COLUMNS = (
-    "id",
-    "definition_id",
-    "workflow_name",
-    "workflow_version",
-    "metadata",
-    "started_at",
-    "tenant_id",
-    "created_by",
-    "created_at",
-    *STATE_COLUMNS,
-)
+_CREATE_COLUMNS = (*CREATE_COLUMNS, *STATE_COLUMNS)
 
 _UPDATE_INSTANCE = (
     "WITH inst AS (UPDATE workflow_instances SET "
@@ -222,109 +198,46 @@ def statement(created: bool, parts: Parts) -> TextClause:
     return text((_CREATE_INSTANCE if created else _UPDATE_INSTANCE) + _children(parts))
 
 
-def parts_of(plan: CommitPlan, *, outbox: bool) -> Parts:
-    """Which kinds of child writes ``plan`` has (events count only with an outbox)."""
-    return (
-        bool(plan.new_records),
-        bool(plan.record_updates),
-        bool(plan.new_tasks),
-        bool(plan.task_updates),
-        outbox and bool(plan.events),
-    )
+def parts_of(rows: PlanRows) -> Parts:
+    """Which kinds of child writes ``rows`` has."""
+    return (bool(rows.records), bool(rows.record_updates), bool(rows.tasks), bool(rows.task_updates), bool(rows.outbox))
 
 
-def eligible(plan: CommitPlan) -> bool:
-    """Whether one statement writes ``plan`` exactly as the transactional path would."""
-    record_updates = [u.id for u in plan.record_updates]
-    task_updates = [u.id for u in plan.task_updates]
+def eligible(rows: PlanRows) -> bool:
+    """Whether one statement writes ``rows`` exactly as the transactional path would."""
+    record_updates = [u["id"] for u in rows.record_updates]
+    task_updates = [u["id"] for u in rows.task_updates]
     if len(set(record_updates)) != len(record_updates) or len(set(task_updates)) != len(task_updates):
         return False
-    if set(record_updates) & {r.id for r in plan.new_records}:
+    if set(record_updates) & {r["id"] for r in rows.records}:
         return False
-    return not set(task_updates) & {t.id for t in plan.new_tasks}
+    return not set(task_updates) & {t["id"] for t in rows.tasks}
 
 
+# UUIDs become their canonical text and datetimes RFC 3339, which ``jsonb_to_record`` reads
+# back as ``uuid`` and ``timestamptz``.
 _encode = msgspec.json.Encoder().encode
 
 
 def _json_text(value: Any) -> str:
-    return _encode(to_json(value)).decode()
+    return _encode(value).decode()
 
 
-def _task(task: HumanTask) -> dict[str, Any]:
-    row = {name: getattr(task, name, None) for name, _kind in _TASK_COLUMNS}
-    row["status"] = task.status.value
-    row["updated_at"] = task.created_at
-    return row
-
-
-def _record_update(change: RecordUpdate) -> dict[str, Any]:
-    return {
-        "id": change.id,
-        "status": change.status.value,
-        "completed_at": change.completed_at,
-        "output_data": change.output_data,
-        "error": change.error,
-        "completed_by": change.completed_by,
-    }
-
-
-def _task_update(change: TaskUpdate) -> dict[str, Any]:
-    # Mirrors the transactional path: a reassignment sets both assignee fields (None too);
-    # any other change sets only the fields it has a value for.
-    if change.reassign:
-        return {"id": change.id, "assignee_id": change.assignee_id, "assignee_group": change.assignee_group}
-    values = {
-        "status": change.status.value if change.status else None,
-        "completed_at": change.completed_at,
-        "completed_by": change.completed_by,
-        "data": change.data,
-    }
-    return {"id": change.id, **{k: v for k, v in values.items() if v is not None}}
-
-
-def parameters(plan: CommitPlan, *, definition_id: Any, outbox: bool) -> dict[str, Any]:
-    """The bind parameters of ``CREATE`` (``plan.created``) or ``UPDATE``."""
-    state: InstanceState = plan.instance
-    events = plan.events if outbox else []
-    params: dict[str, Any] = {
-        "id": uuid_of(state.id),
-        "status": state.status.value,
-        "current_step": state.current_step,
-        "context_data": _json_text(state.data),
-        "error": state.error,
-        "failed_step": state.failed_step,
-        "completed_at": state.completed_at,
-        "lock_version": state.version,
-        "tokens": _json_text(state.tokens),
-        "joins": _json_text(state.joins),
-        "history": _json_text(state.history),
-        "dispatch_at": dispatch_at(state),
-        "updated_at": state.updated_at,
-    }
+def parameters(rows: PlanRows) -> dict[str, Any]:
+    """The bind parameters of the statement for ``rows`` (``statement(rows.created, parts_of(rows))``)."""
+    params = {column: _json_text(value) if column in _JSON_STATE else value for column, value in rows.instance.items()}
     # Only the parts the plan has: the statement for its ``parts_of`` names no others.
-    if plan.new_records:
-        params["records"] = _json_text([record_json(r) for r in plan.new_records])
-    if plan.record_updates:
-        params["record_updates"] = _json_text([_record_update(u) for u in plan.record_updates])
-    if plan.new_tasks:
-        params["tasks"] = _json_text([_task(t) for t in plan.new_tasks])
-    if plan.task_updates:
-        params["task_updates"] = _json_text([_task_update(u) for u in plan.task_updates])
-    if events:
-        params["payloads"] = [encode_event(e) for e in events]
-        params["event_times"] = [e.timestamp for e in events]
-    if plan.created:
-        params.update(
-            definition_id=definition_id,
-            workflow_name=state.workflow_name,
-            workflow_version=state.workflow_version,
-            metadata=_json_text(state.metadata),
-            started_at=state.started_at,
-            tenant_id=state.tenant_id,
-            created_by=state.created_by,
-            created_at=state.started_at,
-        )
-    else:
-        params["expected_version"] = plan.expected_version
+    if rows.records:
+        params["records"] = _json_text(rows.records)
+    if rows.record_updates:
+        params["record_updates"] = _json_text(rows.record_updates)
+    if rows.tasks:
+        params["tasks"] = _json_text(rows.tasks)
+    if rows.task_updates:
+        params["task_updates"] = _json_text(rows.task_updates)
+    if rows.outbox:
+        params["payloads"] = [row["payload"] for row in rows.outbox]
+        params["event_times"] = [row["created_at"] for row in rows.outbox]
+    if not rows.created:
+        params["expected_version"] = rows.expected_version
     return params

@@ -1,8 +1,11 @@
-"""Mapping between flowstar's state Structs and the rows of its tables (no I/O)."""
+"""flowstar's tables, and rows read back as its state Structs (no I/O).
+
+The other direction, a ``CommitPlan`` as the rows it writes, is ``flowstar.db._plan``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -25,17 +28,13 @@ __all__ = [
     "DECODE_TOKENS",
     "definitions",
     "dispatch_at",
-    "instance_values",
     "instances",
     "json_column",
     "outbox",
     "record_from_row",
-    "record_row",
-    "record_json",
     "records",
     "state_from_row",
     "task_from_row",
-    "task_row",
     "tasks",
     "to_json",
     "uuid_of",
@@ -69,75 +68,10 @@ def dispatch_at(state: InstanceState) -> datetime | None:
     return min(times) if times else None
 
 
-def instance_values(state: InstanceState) -> dict[str, Any]:
-    return {
-        "status": state.status.value,
-        "current_step": state.current_step,
-        "context_data": state.data,
-        "error": state.error,
-        "failed_step": state.failed_step,
-        "completed_at": state.completed_at,
-        "lock_version": state.version,
-        "tokens": to_json(state.tokens),
-        "joins": state.joins,
-        "history": to_json(state.history),
-        "dispatch_at": dispatch_at(state),
-        "updated_at": state.updated_at,
-    }
-
-
-def _same(value: str) -> str:
-    return value
-
-
-def record_row(record: StepRecord, ident: Callable[[str], Any] = uuid_of) -> dict[str, Any]:
-    """A ``workflow_step_executions`` row; ``ident`` converts ids (UUIDs, or text for JSON)."""
-    return {
-        "id": ident(record.id),
-        "instance_id": ident(record.instance_id),
-        "step_name": record.step_name,
-        "step_type": record.step_type,
-        "status": record.status.value,
-        "attempt": record.attempt,
-        "input_data": record.input_data,
-        "output_data": record.output_data,
-        "error": record.error,
-        "started_at": record.started_at,
-        "completed_at": record.completed_at,
-        "assigned_to": record.assigned_to,
-        "completed_by": record.completed_by,
-        "token_id": record.token_id,
-        "parent_step": record.parent_step,
-        "tenant_id": record.tenant_id,
-    }
-
-
-def task_row(task: HumanTask) -> dict[str, Any]:
-    return {
-        "id": uuid_of(task.id),
-        "instance_id": uuid_of(task.instance_id),
-        "step_execution_id": uuid_of(task.step_execution_id) if task.step_execution_id else None,
-        "workflow_name": task.workflow_name,
-        "step_name": task.step_name,
-        "title": task.title,
-        "description": task.description,
-        "form_schema": task.form_schema,
-        "assignee_id": task.assignee_id,
-        "assignee_group": task.assignee_group,
-        "due_at": task.due_at,
-        "reminder_at": task.reminder_at,
-        "status": task.status.value,
-        "completed_at": task.completed_at,
-        "completed_by": task.completed_by,
-        "data": task.data,
-        "tenant_id": task.tenant_id,
-        "created_at": task.created_at,
-        "updated_at": task.created_at,
-    }
-
-
 def json_column(value: Any) -> Any:
-    # SQLite hands JSON back as parsed values, asyncpg too; guard against drivers returning text.
+    # SQLite hands JSON back as parsed values, asyncpg too; guard against drivers returning
+    # text.  Only for the instance's columns, which always hold an object or an array: a
+    # step's output may be a JSON string, which the column's type has already decoded.
     return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
 
 
@@ -178,8 +112,8 @@ def record_from_row(row: Row[Any]) -> StepRecord:
         step_type=m["step_type"],
         status=StepStatus(m["status"]),
         attempt=m["attempt"],
-        input_data=json_column(m["input_data"]),
-        output_data=json_column(m["output_data"]),
+        input_data=m["input_data"],
+        output_data=m["output_data"],
         error=m["error"],
         started_at=m["started_at"],
         completed_at=m["completed_at"],
@@ -201,7 +135,7 @@ def task_from_row(row: Row[Any]) -> HumanTask:
         step_name=m["step_name"],
         title=m["title"],
         description=m["description"],
-        form_schema=json_column(m["form_schema"]),
+        form_schema=m["form_schema"],
         assignee_id=m["assignee_id"],
         assignee_group=m["assignee_group"],
         due_at=m["due_at"],
@@ -210,12 +144,7 @@ def task_from_row(row: Row[Any]) -> HumanTask:
         created_at=m["created_at"],
         completed_at=m["completed_at"],
         completed_by=m["completed_by"],
-        data=json_column(m["data"]),
+        data=m["data"],
         tenant_id=m["tenant_id"],
         step_execution_id=str(m["step_execution_id"]) if m["step_execution_id"] else None,
     )
-
-
-def record_json(record: StepRecord) -> dict[str, Any]:
-    """A step record as JSON-ready values (ids as text), for the one-statement commit."""
-    return record_row(record, _same)

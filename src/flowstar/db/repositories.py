@@ -2,6 +2,10 @@
 
 Every query that lists instances or tasks takes an optional ``tenant_id``, so a multi-tenant
 application can always scope what it reads.  Pagination returns ``(items, total)``.
+
+They read; they do not change an instance's or a task's state.  That happens only through
+the engine's transitions, which keep the runtime state, the step records and the events in
+step: ``Engine.cancel_workflow``, ``retry``, ``complete_task`` and ``reassign_task``.
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowstar.db.models import HumanTaskModel, StepExecutionModel, WorkflowDefinitionModel, WorkflowInstanceModel
 from flowstar.model.enums import (
     ACTIVE_WORKFLOW_STATUSES,
-    TERMINAL_WORKFLOW_STATUSES,
     StepStatus,
     TaskStatus,
     WorkflowStatus,
@@ -145,44 +148,6 @@ class WorkflowInstanceRepository(_Repository):
         items, _total = await self._page(conditions, None, 0)
         return items
 
-    async def update_status(
-        self,
-        instance_id: UUID | str,
-        status: WorkflowStatus | str,
-        *,
-        current_step: str | None = None,
-        error: str | None = None,
-    ) -> WorkflowInstanceModel | None:
-        """Set an instance's status by hand (an administrative override).
-
-        The row's ``lock_version`` is bumped so that an engine holding the old state cannot
-        overwrite the change.  A terminal status (completed, failed, canceled) also drops the
-        instance's pending activations, so that no engine runs or recovers them afterwards.
-        """
-        now = datetime.now(UTC)
-        values: dict[str, Any] = {
-            "status": _status_value(status),
-            "lock_version": WorkflowInstanceModel.lock_version + 1,
-            "updated_at": now,
-        }
-        if WorkflowStatus(_status_value(status)) in TERMINAL_WORKFLOW_STATUSES:
-            values.update(
-                tokens={},
-                joins={},
-                dispatch_at=None,
-                completed_at=func.coalesce(
-                    WorkflowInstanceModel.completed_at,
-                    bindparam("admin_now", now, type_=WorkflowInstanceModel.__table__.c.completed_at.type),
-                ),
-            )
-        if current_step is not None:
-            values["current_step"] = current_step
-        if error is not None:
-            values["error"] = error
-        key = _uuid(instance_id)
-        await self.session.execute(update(WorkflowInstanceModel).where(WorkflowInstanceModel.id == key).values(values))
-        return await self.session.get(WorkflowInstanceModel, key, populate_existing=True)
-
 
 class StepExecutionRepository(_Repository):
     """Step execution records."""
@@ -225,11 +190,7 @@ class StepExecutionRepository(_Repository):
 
 
 class HumanTaskRepository(_Repository):
-    """Human tasks, for inboxes.
-
-    ``complete_task`` and ``cancel_task`` only change the task row; to resume the workflow,
-    complete tasks through the engine (``engine.complete_task``).
-    """
+    """Human tasks, for inboxes (complete or reassign them through the engine)."""
 
     model_type = HumanTaskModel
 
@@ -283,25 +244,3 @@ class HumanTaskRepository(_Repository):
         if tenant_id is not None:
             query = query.where(HumanTaskModel.tenant_id == tenant_id)
         return (await self.session.execute(query.order_by(HumanTaskModel.due_at))).scalars().all()
-
-    async def _close(self, task_id: UUID | str, values: dict[str, Any]) -> HumanTaskModel | None:
-        key = _uuid(task_id)
-        result = await self.session.execute(
-            update(HumanTaskModel)
-            .where(HumanTaskModel.id == key, HumanTaskModel.status == TaskStatus.PENDING.value)
-            .values(updated_at=datetime.now(UTC), **values)
-        )
-        if not getattr(result, "rowcount", 0):
-            return None
-        return await self.session.get(HumanTaskModel, key, populate_existing=True)
-
-    async def complete_task(self, task_id: UUID | str, completed_by: str) -> HumanTaskModel | None:
-        """Mark a pending task completed; None when it is not pending (or unknown)."""
-        return await self._close(
-            task_id,
-            {"status": TaskStatus.COMPLETED.value, "completed_by": completed_by, "completed_at": datetime.now(UTC)},
-        )
-
-    async def cancel_task(self, task_id: UUID | str) -> HumanTaskModel | None:
-        """Mark a pending task canceled; None when it is not pending (or unknown)."""
-        return await self._close(task_id, {"status": TaskStatus.CANCELED.value, "completed_at": datetime.now(UTC)})

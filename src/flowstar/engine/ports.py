@@ -1,22 +1,56 @@
-"""The ports an engine is assembled from: a store and a dispatcher (plus bus and clock)."""
+"""The ports an engine is assembled from: a store and a dispatcher (plus bus and clock).
+
+``Store`` declares everything the engine uses of a store; ``Outbox`` and
+``PendingActivations`` are the narrower parts the outbox relay and the reconciler need.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
+from flowstar.engine.activation import ActivationRun
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TaskStatus, WorkflowStatus
+from flowstar.model.events import WorkflowEvent
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
 
-__all__ = ["ActivationRunner", "Dispatcher", "Store"]
+__all__ = ["ActivationRunner", "Dispatcher", "Outbox", "PendingActivations", "Store"]
 
 ActivationRunner = Callable[[str, str], Awaitable[None]]
 
 
-class Store(Protocol):
-    """Where instance state lives.  ``commit`` is the only write path."""
+class PendingActivations(Protocol):
+    """The activations a store holds that a dispatcher must run (what a reconciler reads)."""
+
+    async def pending_tokens(self, due_before: datetime | None = None) -> list[tuple[str, Token]]:
+        """``(instance_id, token)`` for every dispatchable token of an active instance.
+
+        With ``due_before``, only the instances whose earliest dispatchable token was due
+        (or created) at or before that time; all of their dispatchable tokens.
+        """
+
+
+class Outbox(Protocol):
+    """Events committed with their transition and not yet published (what a relay drains)."""
+
+    async def take_outbox(self, limit: int = 500) -> list[tuple[int, WorkflowEvent]]:
+        """The oldest unpublished events, with their outbox ids, in commit order."""
+
+    async def delete_outbox(self, ids: Sequence[int]) -> None:
+        """Forget events that were published."""
+
+
+class Store(PendingActivations, Protocol):
+    """Where instance state lives.  ``commit`` is the only write path.
+
+    Attributes:
+        outbox: whether ``commit`` also stores the plan's events for a relay to publish
+            (then the engine builds events even without an event bus).
+    """
+
+    outbox: bool
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
         """Record a definition version before its first instance is stored."""
@@ -29,6 +63,9 @@ class Store(Protocol):
 
         Returns False (and writes nothing) when another commit got there first.
         """
+
+    def forget(self, instance_id: str) -> None:
+        """Drop any state of the instance the store keeps cached: the next load reads it."""
 
     async def get_task(self, task_id: str) -> HumanTask | None:
         """One task by id."""
@@ -60,9 +97,6 @@ class Store(Protocol):
     ) -> tuple[list[InstanceState], int]:
         """A page of instances (newest first) and the total count."""
 
-    async def pending_tokens(self) -> list[tuple[str, Token]]:
-        """``(instance_id, token)`` for every dispatchable token of an active instance."""
-
     async def close(self) -> None:
         """Release connections."""
 
@@ -76,14 +110,13 @@ class Dispatcher(Protocol):
     async def dispatch(self, instance_id: str, tokens: Sequence[Token]) -> None:
         """Hand over tokens whose activation was just committed."""
 
-    def driving(self, instance_id: str) -> AbstractAsyncContextManager[None]:
-        """A block whose dispatches of ``instance_id`` may run in the caller's task."""
+    async def may_chain(self, run: ActivationRun, token: Token) -> bool:
+        """Whether ``run`` may execute ``token`` itself, right after the step that activated it.
 
-    def may_chain(self, instance_id: str) -> bool:
-        """Whether the activation of ``instance_id`` running now may run the next one itself.
-
-        True means the engine commits the next activation without dispatching it and runs
-        it in the current task, as this dispatcher would have done anyway.
+        ``token`` is committed and due now.  True: the engine does not dispatch it and runs
+        it next in the same task (the dispatcher contributes its limits: the SAQ one counts
+        steps per job, watches the job's time budget and takes the activation's lease).
+        False: the engine dispatches it as usual.
         """
 
     async def settled(self, instance_id: str) -> None:

@@ -28,8 +28,8 @@ from redis.asyncio import Redis
 from saq.job import Job, Status
 from saq.queue import Queue
 
-from flowstar.db.store import SQLAlchemyStore
 from flowstar.engine.clock import Clock, SystemClock
+from flowstar.engine.ports import PendingActivations
 from flowstar.model.state import Token
 from flowstar.redis._cancel import raise_if_cancel_requested
 from flowstar.saq.dispatcher import SAQDispatcher, job_key
@@ -50,7 +50,7 @@ class Reconciler:
     """Finds pending activations without a live job and enqueues them again.
 
     Args:
-        store: the SQL store (state of record).
+        store: the state of record's pending activations (the SQL store).
         dispatcher: builds and enqueues jobs.
         redis: the client of the queue's Redis.
         interval: seconds between passes.
@@ -60,7 +60,7 @@ class Reconciler:
 
     def __init__(
         self,
-        store: SQLAlchemyStore,
+        store: PendingActivations,
         dispatcher: SAQDispatcher,
         redis: Redis,
         *,

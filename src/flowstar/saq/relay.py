@@ -16,7 +16,7 @@ import uuid
 import structlog
 from redis.asyncio import Redis
 
-from flowstar.db.store import SQLAlchemyStore
+from flowstar.engine.ports import Outbox
 from flowstar.redis._cancel import raise_if_cancel_requested
 from flowstar.redis.stream_bus import RedisStreamEventBus
 
@@ -29,7 +29,7 @@ class OutboxRelay:
     """Drains the outbox into a ``RedisStreamEventBus``.
 
     Args:
-        store: the SQL store (with ``outbox=True``).
+        store: where committed events wait (an ``Outbox``: the SQL store with ``outbox=True``).
         bus: where events go.
         redis: for the drain lock.
         idle_interval: seconds between polls when no local commit woke the relay.
@@ -43,7 +43,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        store: SQLAlchemyStore,
+        store: Outbox,
         bus: RedisStreamEventBus,
         redis: Redis,
         *,

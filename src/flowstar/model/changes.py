@@ -1,0 +1,71 @@
+"""What applying a ``CommitPlan`` changes, field by field: the one rule every store follows.
+
+The memory store applies these changes to its Structs; the SQL store turns the same changes
+into column values (``flowstar.db._plan``).  So ``None`` means the same thing everywhere:
+
+- a ``RecordUpdate`` sets every field it has, ``None`` included (a waiting step's outcome
+  replaces the record's open fields);
+- a ``TaskUpdate`` that reassigns sets both assignee fields (``None``: nobody, or no group);
+  any other ``TaskUpdate`` sets only the fields it has a value for (``None``: unchanged);
+- an update of an instance writes its state; the fields fixed when it was created
+  (``CREATION_FIELDS``) keep their first value;
+- an update naming a record or task that does not exist changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from flowstar.model.state import InstanceState, RecordUpdate, TaskUpdate
+
+__all__ = ["CREATION_FIELDS", "keep_creation_fields", "record_changes", "task_changes"]
+
+# Written with the instance's first commit only: no transition changes them.
+CREATION_FIELDS = ("workflow_name", "workflow_version", "tenant_id", "created_by", "metadata", "started_at")
+
+
+def record_changes(update: RecordUpdate) -> dict[str, Any]:
+    """The ``StepRecord`` fields ``update`` sets: all of them, ``None`` included."""
+    return {
+        "status": update.status,
+        "completed_at": update.completed_at,
+        "output_data": update.output_data,
+        "error": update.error,
+        "completed_by": update.completed_by,
+    }
+
+
+def task_changes(change: TaskUpdate) -> dict[str, Any]:
+    """The ``HumanTask`` fields ``change`` sets (see the module's docstring for ``None``)."""
+    if change.reassign:
+        return {"assignee_id": change.assignee_id, "assignee_group": change.assignee_group}
+    values = {
+        "status": change.status,
+        "completed_at": change.completed_at,
+        "completed_by": change.completed_by,
+        "data": change.data,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def keep_creation_fields(new: InstanceState, stored: InstanceState) -> InstanceState:
+    """``new`` as a store keeps it over ``stored``: the creation fields stay ``stored``'s."""
+    # Written out, not a loop over CREATION_FIELDS: it runs on every commit of the memory
+    # store, and transitions copy the stored state, so these are usually the same objects.
+    if (new.metadata is stored.metadata or new.metadata == stored.metadata) and (
+        new.workflow_name,
+        new.workflow_version,
+        new.tenant_id,
+        new.created_by,
+        new.started_at,
+    ) == (
+        stored.workflow_name,
+        stored.workflow_version,
+        stored.tenant_id,
+        stored.created_by,
+        stored.started_at,
+    ):
+        return new
+    return msgspec.structs.replace(new, **{name: getattr(stored, name) for name in CREATION_FIELDS})
