@@ -10,6 +10,7 @@ from flowstar.model.events import (
     HumanTaskCreated,
     HumanTaskReassigned,
     StepCompleted,
+    StepExecuted,
     StepFailed,
     StepSkipped,
     StepStarted,
@@ -29,6 +30,7 @@ WorkflowFailedEvent = WorkflowFailed
 WorkflowCanceledEvent = WorkflowCanceled
 StepStartedEvent = StepStarted
 StepCompletedEvent = StepCompleted
+StepExecutedEvent = StepExecuted
 StepFailedEvent = StepFailed
 StepSkippedEvent = StepSkipped
 HumanTaskCreatedEvent = HumanTaskCreated
@@ -46,6 +48,8 @@ __all__ = [
     "HumanTaskReassignedEvent",
     "StepCompleted",
     "StepCompletedEvent",
+    "StepExecuted",
+    "StepExecutedEvent",
     "StepFailed",
     "StepFailedEvent",
     "StepSkipped",

@@ -76,16 +76,20 @@ def test_quick_benchmark_json(report: tuple[str, dict[str, Any]]) -> None:
         assert ours["sqlalchemy_events_per_instance"] >= 0
     linear = document["targets_met"][f"{database}/linear3"]
     results = document["results"][database]
-    # One round trip per commit (the start, each machine step): 4 per instance.  The returned
-    # view is the state the call committed last, not read back.  On PostgreSQL a commit is
-    # one statement; on SQLite, where a round trip is a call into aiosqlite's thread, it is
-    # one function run in that thread.
-    assert results["linear3"]["flowstar"]["round_trips_per_instance"] == 4.0
-    assert linear["round_trips_per_machine_step"] == pytest.approx(4 / 3, abs=0.01)
-    assert linear["round_trips_ok"] is True
-    # Create, the step entering the task, the load before completing (a caller's read is
-    # fresh), the completion, the last step: 5.
-    assert results["human_roundtrip"]["flowstar"]["round_trips_per_instance"] == 5.0
-    # Neither database's hot path goes through SQLAlchemy's execution layer.
-    assert results["linear3"]["flowstar"]["sqlalchemy_events_per_instance"] == 0.0
+    if database == "postgresql":
+        # One round trip per commit (the start, each machine step): 4 per instance.  The
+        # returned view is the state the call committed last, not read back.  A commit is
+        # one statement, outside SQLAlchemy's execution layer.
+        assert results["linear3"]["flowstar"]["round_trips_per_instance"] == 4.0
+        assert linear["round_trips_per_machine_step"] == pytest.approx(4 / 3, abs=0.01)
+        assert linear["round_trips_ok"] is True
+        # Create, the step entering the task, the load before completing (a caller's read is
+        # fresh), the completion, the last step: 5.
+        assert results["human_roundtrip"]["flowstar"]["round_trips_per_instance"] == 5.0
+        assert results["linear3"]["flowstar"]["sqlalchemy_events_per_instance"] == 0.0
+    else:
+        # SQLite commits as a plain SQLAlchemy transaction (no driver internals): several
+        # calls into aiosqlite's thread per commit, counted all the same.
+        assert results["linear3"]["flowstar"]["round_trips_per_instance"] > 4.0
+        assert results["human_roundtrip"]["flowstar"]["round_trips_per_instance"] > 5.0
     assert "throughput_ok" not in linear

@@ -111,7 +111,8 @@ async def test_a_failing_step_fails_the_workflow(make_engine: Any) -> None:
     assert instance.failed_step == "pay"
     assert instance.current_step == "pay"
     assert instance.error == "step 'pay' failed after 1 attempt(s): RuntimeError: card declined"
-    assert instance.data == {"a": 1}  # the failing step's partial write is discarded
+    # A step that fails for good keeps what it wrote before raising, for debugging.
+    assert instance.data == {"a": 1, "partial": True}
     assert after.runs == 0
     history = await engine.get_history(instance.id)
     assert [(r.step_name, r.status, r.error) for r in history] == [
@@ -148,7 +149,7 @@ async def test_an_unserializable_context_value_is_refused_at_set(make_engine: An
     assert stored.error is not None
     assert "ContextSerializationError" in stored.error
     assert "socket" in stored.error
-    assert stored.data == {"n": 1, "before": True}  # neither of the failed step's writes
+    assert stored.data == {"n": 1, "before": True, "fine": 1}  # the write before the refused one
     assert after.runs == 0
     failed = (await engine.get_history(done.id))[-1]
     assert (failed.step_name, failed.status) == ("bad", StepStatus.FAILED)
@@ -350,7 +351,7 @@ async def test_other_callers_wait_for_steps_the_starting_call_runs(make_engine: 
     engine = make_engine(linear("blocking", Fn("wait", blocked), Set("after", after=True)))
     starting = asyncio.create_task(engine.start_workflow("blocking"))
     await entered.wait()
-    settled = asyncio.create_task(engine.dispatcher.settled(seen[0]))
+    settled = asyncio.create_task(engine.settled(seen[0]))
     for _ in range(20):
         await asyncio.sleep(0)
     assert not settled.done()  # the first step still runs inside start_workflow's call

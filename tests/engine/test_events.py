@@ -13,6 +13,7 @@ from flowstar.events import (
     HumanTaskCompleted,
     HumanTaskCreated,
     StepCompleted,
+    StepExecuted,
     StepFailed,
     StepSkipped,
     WorkflowCanceled,
@@ -34,8 +35,10 @@ async def test_linear_run_sequence(make_engine: Any) -> None:
         ("WorkflowStarted", None),
         ("StepStarted", "a"),
         ("StepCompleted", "a"),
+        ("StepExecuted", "a"),
         ("StepStarted", "b"),
         ("StepCompleted", "b"),
+        ("StepExecuted", "b"),
         ("WorkflowCompleted", None),
     ]
     for event in bus.events:
@@ -46,12 +49,16 @@ async def test_linear_run_sequence(make_engine: Any) -> None:
     assert (started.initial_step, started.created_by) == ("a", "ann")
     assert isinstance(completed, WorkflowCompleted)
     assert completed.final_step == "b"
-    step_b = bus.events[4]
+    step_b = bus.events[5]
     assert isinstance(step_b, StepCompleted)
     assert (step_b.output, step_b.step_type, step_b.attempt) == ({"out": 2}, "machine", 1)
     assert step_b.duration_ms is not None
     assert step_b.duration_ms >= 0
-    assert [e.category for e in bus.events] == ["workflow", "step", "step", "step", "step", "workflow"]
+    assert [e.category for e in bus.events] == ["workflow", *["step"] * 6, "workflow"]
+    executed = bus.events[6]
+    assert isinstance(executed, StepExecuted)
+    assert (executed.step_name, executed.status, executed.error, executed.attempt) == ("b", "succeeded", None, 1)
+    assert executed.duration_ms == step_b.duration_ms
 
 
 async def test_human_task_sequence(make_engine: Any) -> None:
@@ -65,6 +72,7 @@ async def test_human_task_sequence(make_engine: Any) -> None:
         ("WorkflowStarted", None),
         ("StepStarted", "submit"),
         ("StepCompleted", "submit"),
+        ("StepExecuted", "submit"),
         ("StepStarted", "approval"),
         ("HumanTaskCreated", "approval"),
     ]
@@ -78,16 +86,18 @@ async def test_human_task_sequence(make_engine: Any) -> None:
         "leads",
         task.due_at,
     )
-    assert bus.events[3].step_type == "human"
+    assert bus.events[4].step_type == "human"
     await engine.complete_human_task(instance.id, "approval", "carol", {"ok": True})
-    assert bus.summary()[5:] == [
+    assert bus.summary()[6:] == [
         ("HumanTaskCompleted", "approval"),
         ("StepCompleted", "approval"),
+        ("StepExecuted", "approval"),
         ("StepStarted", "process"),
         ("StepCompleted", "process"),
+        ("StepExecuted", "process"),
         ("WorkflowCompleted", None),
     ]
-    done = bus.events[5]
+    done = bus.events[6]
     assert isinstance(done, HumanTaskCompleted)
     assert (done.task_id, done.completed_by, done.data) == (task.id, "carol", {"ok": True})
 
@@ -103,11 +113,15 @@ async def test_failure_sequence(make_engine: Any) -> None:
         ("WorkflowStarted", None),
         ("StepStarted", "a"),
         ("StepCompleted", "a"),
+        ("StepExecuted", "a"),
         ("StepStarted", "b"),
         ("StepFailed", "b"),
+        ("StepExecuted", "b"),
         ("WorkflowFailed", "b"),
     ]
-    step_failed, workflow_failed = bus.events[-2:]
+    step_failed, executed, workflow_failed = bus.events[-3:]
+    assert isinstance(executed, StepExecuted)
+    assert (executed.status, executed.error) == ("failed", "KeyError: 'missing'")
     assert isinstance(step_failed, StepFailed)
     assert (step_failed.error, step_failed.attempt, step_failed.retry_at) == ("KeyError: 'missing'", 1, None)
     assert isinstance(workflow_failed, WorkflowFailed)
@@ -124,6 +138,7 @@ async def test_cancel_sequence(make_engine: Any) -> None:
         ("WorkflowStarted", None),
         ("StepStarted", "a"),
         ("StepCompleted", "a"),
+        ("StepExecuted", "a"),
         ("StepStarted", "wait"),
         ("HumanTaskCreated", "wait"),
         ("WorkflowCanceled", None),
@@ -150,8 +165,10 @@ async def test_skip_sequence_and_the_workflow_continues(make_engine: Any) -> Non
         ("WorkflowStarted", None),
         ("StepStarted", "guarded"),
         ("StepSkipped", "guarded"),
+        ("StepExecuted", "guarded"),
         ("StepStarted", "next"),
         ("StepCompleted", "next"),
+        ("StepExecuted", "next"),
         ("WorkflowCompleted", None),
     ]
     skipped = bus.events[2]
@@ -168,7 +185,7 @@ async def test_seed_style_bus_overriding_emit_only(make_engine: Any) -> None:
 
     engine = make_engine(linear("seed", Set("a")), event_bus=MyEventBus())
     await engine.start_workflow("seed")
-    assert received == ["WorkflowStarted", "StepStarted", "StepCompleted", "WorkflowCompleted"]
+    assert received == ["WorkflowStarted", "StepStarted", "StepCompleted", "StepExecuted", "WorkflowCompleted"]
 
 
 async def test_add_handler_with_type_filter_and_unsubscribe(make_engine: Any) -> None:
@@ -186,12 +203,12 @@ async def test_add_handler_with_type_filter_and_unsubscribe(make_engine: Any) ->
     unsubscribe = bus.add_handler(on_finished, types=[WorkflowCompleted, "WorkflowFailed"])
     engine = make_engine(linear("handled", Set("a")), event_bus=bus)
     first = await engine.start_workflow("handled")
-    assert everything == ["WorkflowStarted", "StepStarted", "StepCompleted", "WorkflowCompleted"]
+    assert everything == ["WorkflowStarted", "StepStarted", "StepCompleted", "StepExecuted", "WorkflowCompleted"]
     assert [(e.type, e.instance_id) for e in finished] == [("WorkflowCompleted", str(first.id))]
     unsubscribe()
     await engine.start_workflow("handled")
     assert len(finished) == 1
-    assert len(everything) == 8
+    assert len(everything) == 10
 
 
 async def test_a_raising_handler_does_not_break_the_workflow(make_engine: Any) -> None:
@@ -212,7 +229,7 @@ async def test_a_raising_handler_does_not_break_the_workflow(make_engine: Any) -
     assert instance.status is WorkflowStatus.COMPLETED
     assert instance.data == {"a": 1, "b": 2}
     assert later[-1] == "WorkflowCompleted"
-    assert len(later) == 6
+    assert len(later) == 8
     failures = [entry for entry in logs if entry["event"] == "event handler failed"]
     assert [entry["event_type"] for entry in failures] == later
     assert all(entry["log_level"] == "error" for entry in failures)

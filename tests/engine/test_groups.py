@@ -136,7 +136,7 @@ async def test_nested_groups_record_every_inner_step(make_engine: Any) -> None:
     assert last.output_data == 3
 
 
-async def test_a_failing_inner_step_fails_the_group_and_discards_its_writes(make_engine: Any) -> None:
+async def test_a_failing_inner_step_fails_the_group_and_its_writes_stay(make_engine: Any) -> None:
     def boom(_context: WorkflowContext) -> None:
         raise RuntimeError("content invalid")
 
@@ -145,7 +145,9 @@ async def test_a_failing_inner_step_fails_the_group_and_discards_its_writes(make
     instance = await engine.start_workflow("gfail")
     assert instance.status is WorkflowStatus.FAILED
     assert instance.failed_step == "validation"
-    assert instance.data == {"start": 1}  # format_ok written inside the group is discarded
+    # The group failed for good: what its steps wrote before the failure stays (the rule of
+    # every step), and the steps after the failing one never ran.
+    assert instance.data == {"start": 1, "format_ok": True}
     assert "RuntimeError: content invalid" in (instance.error or "")
     history = await engine.get_history(instance.id)
     inner = [(r.step_name, r.status, r.error) for r in history if r.parent_step == "validation"]

@@ -65,6 +65,7 @@ async def test_unconditional_edges_run_branches_concurrently(make_engine: Any) -
 
 async def test_join_runs_once_after_all_branches_and_sees_every_write(make_engine: Any) -> None:
     release = {n: asyncio.Event() for n in ("a", "b", "c")}
+    finished = {n: asyncio.Event() for n in ("a", "b", "c")}
     order: list[str] = []
 
     def branch(name: str) -> Fn:
@@ -72,6 +73,7 @@ async def test_join_runs_once_after_all_branches_and_sees_every_write(make_engin
             await release[name].wait()
             order.append(name)
             context.set(f"result_{name}", name.upper())
+            finished[name].set()
 
         return Fn(name, body)
 
@@ -83,9 +85,11 @@ async def test_join_runs_once_after_all_branches_and_sees_every_write(make_engin
     engine = make_engine(_fan("fan", [branch(n) for n in ("a", "b", "c")], join))
 
     async def release_in_order() -> None:
+        # Each branch is let go only once the one before it has finished its body: the
+        # branches finish in this order whatever the store's speed.
         for name in ("c", "a", "b"):
             release[name].set()
-            await asyncio.sleep(0.01)
+            await finished[name].wait()
 
     releaser = asyncio.create_task(release_in_order())
     instance = await engine.start_workflow("fan")

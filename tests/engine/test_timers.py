@@ -196,12 +196,15 @@ async def test_timer_events(make_engine: Any, clock: ManualClock) -> None:
         ("WorkflowStarted", None),
         ("StepStarted", "start"),
         ("StepCompleted", "start"),
+        ("StepExecuted", "start"),
         ("StepStarted", "wait"),
         ("StepCompleted", "wait"),
+        ("StepExecuted", "wait"),
         ("StepStarted", "after"),
         ("StepCompleted", "after"),
+        ("StepExecuted", "after"),
         ("WorkflowCompleted", None),
     ]
-    fired = bus.events[4]
+    fired = bus.events[5]
     assert fired.timestamp == clock.now()
     assert fired.duration_ms == 5000

@@ -79,6 +79,7 @@ def test_event_helpers_and_aliases() -> None:
         "WorkflowRetried",
         "StepStarted",
         "StepCompleted",
+        "StepExecuted",
         "StepFailed",
         "StepSkipped",
         "HumanTaskCreated",

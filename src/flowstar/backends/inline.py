@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Sequence
-from contextvars import ContextVar
-from contextvars import Token as VarToken
 from datetime import datetime
 
 import structlog
 
+from flowstar.engine.activation import ActivationRun
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ports import ActivationRunner
 from flowstar.model.state import Token
@@ -22,45 +21,6 @@ from flowstar.model.state import Token
 __all__ = ["InlineDispatcher"]
 
 log = structlog.get_logger("flowstar.dispatch")
-
-# The instance whose activations the current task runs inline, and its queue of them.
-_DRIVE: ContextVar[tuple[str, list[str]] | None] = ContextVar("flowstar_inline_drive", default=None)
-_YIELD_EVERY = 32
-
-
-class _Driving:
-    """The context manager ``InlineDispatcher.driving`` returns.
-
-    A plain class rather than ``contextlib.asynccontextmanager``: that one costs an async
-    generator (and its loop bookkeeping) per call, and every engine call that starts work
-    enters one.
-    """
-
-    __slots__ = ("_dispatcher", "_instance_id", "_queue", "_reset")
-
-    def __init__(self, dispatcher: InlineDispatcher, instance_id: str) -> None:
-        self._dispatcher = dispatcher
-        self._instance_id = instance_id
-        self._queue: list[str] = []
-        self._reset: VarToken[tuple[str, list[str]] | None] | None = None
-
-    async def __aenter__(self) -> None:
-        self._reset = _DRIVE.set((self._instance_id, self._queue))
-        # The block itself counts as in flight: the steps the engine chains in it run here,
-        # so ``settled`` callers elsewhere wait for them too.
-        self._dispatcher._track(self._instance_id, 1)
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        # Like a ``finally``: the queued activations run even when the block raised, in this
-        # task, still marked as driving the instance.
-        try:
-            if self._queue:
-                await self._dispatcher._run_queue(self._instance_id, self._queue)
-        finally:
-            self._dispatcher._track(self._instance_id, -1)
-            if self._reset is not None:
-                _DRIVE.reset(self._reset)
-                self._reset = None
 
 
 class InlineDispatcher:
@@ -83,39 +43,23 @@ class InlineDispatcher:
         """Set the coroutine that executes one activation."""
         self._runner = runner
 
-    def driving(self, instance_id: str) -> _Driving:
-        """Run, in the current task and after the block, the activations it dispatches.
+    async def may_chain(self, run: ActivationRun, token: Token) -> bool:
+        """Yes, until closed: the engine runs the next step in the task that committed it.
 
-        The first due activation of each dispatch continues in the caller's task instead of
-        a new one (a linear chain of steps then costs no task switches); further ones, the
-        other branches of a fan-out, still run concurrently as tasks.
+        That is where this dispatcher would run it anyway; a fan-out's other branches still
+        run concurrently, as tasks of their own.
         """
-        return _Driving(self, instance_id)
-
-    def may_chain(self, instance_id: str) -> bool:
-        """True inside an activation this dispatcher runs inline for ``instance_id``.
-
-        The first due token of a dispatch would be queued for this very task anyway.
-        """
-        drive = _DRIVE.get()
-        return drive is not None and drive[0] == instance_id and not self._closed
+        return not self._closed
 
     async def dispatch(self, instance_id: str, tokens: Sequence[Token]) -> None:
-        """Start due tokens now; queue the others for their due time."""
+        """Start due tokens now, each in a task; queue the others for their due time."""
         now: datetime | None = None
-        drive = _DRIVE.get()
-        inline = drive is not None and drive[0] == instance_id and not self._closed
         for token in tokens:
             due_at = token.due_at
             if due_at is not None and now is None:
                 now = self.clock.now()  # only tokens with a due time need it
             if due_at is None or (now is not None and due_at <= now):
-                if inline and drive is not None:
-                    inline = False
-                    self._track(instance_id, 1)
-                    drive[1].append(token.id)
-                else:
-                    self._start(instance_id, token.id)
+                self._start(instance_id, token.id)
             elif token.id not in self._queued:
                 self._queued.add(token.id)
                 self._seq += 1
@@ -128,7 +72,7 @@ class InlineDispatcher:
         if self._closed:
             return
         self._track(instance_id, 1)
-        task = asyncio.create_task(self._drain(instance_id, [token_id]))
+        task = asyncio.create_task(self._run(instance_id, token_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -145,35 +89,17 @@ class InlineDispatcher:
             if idle is not None:
                 idle.set()
 
-    async def _drain(self, instance_id: str, queue: list[str]) -> None:
-        """Run queued activations in this (new) task, marked as driving the instance."""
-        reset = _DRIVE.set((instance_id, queue))
-        try:
-            await self._run_queue(instance_id, queue)
-        finally:
-            _DRIVE.reset(reset)
-
-    async def _run_queue(self, instance_id: str, queue: list[str]) -> None:
-        """Run queued activations one after the other, picking up the ones they dispatch."""
-        if not queue:
-            return
+    async def _run(self, instance_id: str, token_id: str) -> None:
         assert self._runner is not None
-        ran = 0
-        while queue:
-            token_id = queue.pop(0)
-            try:
-                await self._runner(instance_id, token_id)
-            except Exception:
-                log.exception("activation crashed", instance_id=instance_id, token_id=token_id)
-            finally:
-                self._track(instance_id, -1)
-            ran += 1
-            if ran % _YIELD_EVERY == 0:
-                # Many activations that never suspend must not starve other instances.
-                await asyncio.sleep(0)
+        try:
+            await self._runner(instance_id, token_id)
+        except Exception:
+            log.exception("activation crashed", instance_id=instance_id, token_id=token_id)
+        finally:
+            self._track(instance_id, -1)
 
     async def settled(self, instance_id: str) -> None:
-        """Wait until no activation of ``instance_id`` is running."""
+        """Wait until no task of this dispatcher runs an activation of ``instance_id``."""
         if not self._inflight.get(instance_id):
             return
         idle = self._idle.setdefault(instance_id, asyncio.Event())

@@ -12,7 +12,7 @@ from flowstar.db.connect import create_database_engine
 from flowstar.db.store import SQLAlchemyStore
 from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock
-from flowstar.engine.core import Engine
+from flowstar.engine.core import DEFAULT_MAX_PAYLOAD_BYTES, Engine
 from flowstar.model.registry import WorkflowRegistry
 
 __all__ = ["PersistentExecutionEngine", "coerce_store"]
@@ -72,13 +72,21 @@ class PersistentExecutionEngine(Engine):
         url: str | None = None,
         clock: Clock | None = None,
         outbox: bool = False,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         sources = [s for s in (session, session_factory, engine, url) if s is not None]
         if len(sources) != 1:
             raise TypeError("give exactly one of session, session_factory, engine or url")
         self.store_sql = coerce_store(sources[0], outbox=outbox)
         self._dispatcher = InlineDispatcher(clock)
-        super().__init__(registry, self.store_sql, self._dispatcher, event_bus=event_bus, clock=clock)
+        super().__init__(
+            registry,
+            self.store_sql,
+            self._dispatcher,
+            event_bus=event_bus,
+            clock=clock,
+            max_payload_bytes=max_payload_bytes,
+        )
 
     def get_running_instances(self) -> list[UUID]:
         """Ids of instances with a step executing in this process right now."""

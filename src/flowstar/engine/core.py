@@ -1,49 +1,54 @@
-"""The engine: load -> run step -> transition -> commit -> dispatch -> publish.
+"""The engine: load -> run step -> transition -> commit -> publish -> next.
 
 One ``Engine`` class serves every deployment; what differs is the ports it is given (a memory
 or SQL store, an inline or SAQ dispatcher, an in-memory or Redis event bus, a clock).
+
+Every change of an instance goes through ``_apply``: build a plan with a pure transition of
+``flowstar.model.transitions`` on the current state, commit it (version-checked), publish its
+events.  What the plan activates goes on in ``_follow``, the activation loop: it asks the
+dispatcher (``Dispatcher.may_chain``) whether to run the next activation itself, and
+dispatches the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
 import msgspec
 import structlog
 
+from flowstar.engine.activation import ActivationRun, RunTracker
 from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Dispatcher, Store
-from flowstar.engine.runner import describe_error, failure, is_plain, output_of, run_step
+from flowstar.engine.reads import EngineReads
+from flowstar.engine.runner import describe_error, run_step
 from flowstar.engine.views import WorkflowInstance, as_uuid, definition_uuid, instance_view
-from flowstar.model.context import WorkflowContext, step_context, to_json_value
+from flowstar.model.context import step_context, to_json_value
 from flowstar.model.definition import WorkflowDefinition
-from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus, WorkflowStatus
+from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus
 from flowstar.model.errors import (
     ConcurrencyError,
     ContextSerializationError,
     InstanceNotFoundError,
     InvalidTransitionError,
-    StepExecutionError,
     TaskAlreadyCompletedError,
     TaskNotFoundError,
     ValidationError,
 )
 from flowstar.model.registry import WorkflowRegistry
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
-from flowstar.model.steps import BaseHumanStep, Step
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, Token
+from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
     StaleTokenError,
     StepResult,
     apply_step_result,
-    apply_success,
     cancel_instance,
+    last_actor,
     reassign_task,
     resume_wait,
     retry_instance,
@@ -55,20 +60,17 @@ __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "Engine"]
 
 log = structlog.get_logger("flowstar.engine")
 
-_encode = msgspec.json.encode
-_decode = msgspec.json.decode
-
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 # Optimistic commits retry this often when parallel branches of one instance collide.
 MAX_COMMIT_CONFLICTS = 50
 _LOCK_STRIPES = 64
-# A chain of steps run back to back yields to the event loop this often.
+# A run of steps that never suspend yields to the event loop this often.
 _YIELD_EVERY = 32
 
 Build = Callable[[WorkflowDefinition, InstanceState], CommitPlan]
 
 
-class Engine:
+class Engine(EngineReads):
     """Runs workflow instances on the given store and dispatcher.
 
     Args:
@@ -93,6 +95,7 @@ class Engine:
         wait_for_settle: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        super().__init__()
         self.registry = registry
         self.store = store
         self.dispatcher = dispatcher
@@ -102,17 +105,14 @@ class Engine:
         self.max_payload_bytes = max_payload_bytes
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._known_definitions: set[tuple[str, str]] = set()
+        self._runs = RunTracker()
         self.commit_listeners: list[Callable[[CommitPlan], None]] = []
-        # Per step object: whether ``run_step`` may take its short path (see ``is_plain``).
-        self._plain: dict[Step, bool] = {}
-        self._forget: Callable[[str], None] | None = getattr(store, "forget", None)
-        self._watchers: dict[str, list[tuple[frozenset[WorkflowStatus], asyncio.Future[None]]]] = {}
         dispatcher.bind(self.run_activation)
 
     @property
     def events_enabled(self) -> bool:
         """Whether transitions build events: only when a bus or an outbox will carry them."""
-        return self.event_bus is not None or bool(getattr(self.store, "outbox", False))
+        return self.event_bus is not None or self.store.outbox
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -150,67 +150,51 @@ class Engine:
 
     async def start_workflow(
         self,
-        workflow: str | type[Any] | WorkflowDefinition,
+        workflow: str | type[Any] | WorkflowDefinition | None = None,
         initial_data: Mapping[str, Any] | None = None,
         version: str | None = None,
         *,
+        workflow_name: str | None = None,
+        input_data: Mapping[str, Any] | None = None,
         tenant_id: str | None = None,
         created_by: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> WorkflowInstance:
         """Create an instance of ``workflow`` (a name, workflow class or definition).
 
-        Returns once the instance has settled (waiting or finished) when the engine runs
-        steps in-process; right after the commit otherwise.
+        ``workflow_name`` and ``input_data`` are the ``ExecutionEngine`` protocol's names for
+        ``workflow`` and ``initial_data``.  Returns once the instance has settled (waiting or
+        finished) when the engine runs steps in-process; right after the commit otherwise.
+
+        Raises:
+            TypeError: neither or both of ``workflow`` and ``workflow_name``.
         """
+        workflow = _one_of("workflow", workflow, "workflow_name", workflow_name)
         definition = self.registry.resolve(workflow, version)
         if not self.registry.is_active(definition.name, definition.version) and version is None:
             raise InvalidTransitionError(f"workflow {definition.name!r} {definition.version} is deactivated")
-        data = self._payload(initial_data or {}, "initial_data")
+        data = _one_of("initial_data", initial_data, "input_data", input_data, required=False) or {}
+        data = self._payload(data, "initial_data")
         key = (definition.name, definition.version)
         if key not in self._known_definitions:
             await self.store.ensure_definition(definition)
             self._known_definitions.add(key)
-        now = self.clock.now()
-        events = self.events_enabled
         plan = start_instance(
             definition,
             instance_id=new_id(),
             data=data,
-            now=now,
+            now=self.clock.now(),
             new_id=new_id,
-            events=events,
+            events=self.events_enabled,
             tenant_id=tenant_id,
             created_by=created_by,
             metadata=dict(metadata or {}),
         )
         instance_id = plan.instance.id
-        async with self.dispatcher.driving(instance_id):
-            first = plan.dispatch[0] if len(plan.dispatch) == 1 else None
-            if first is not None and first.due_at is None and self.dispatcher.may_chain(instance_id):
-                # The dispatcher would run the first step in this task anyway: run it (and the
-                # steps it chains) on the state just committed.
-                if plan.events and self.event_bus is not None:
-                    committed = await self._commit(plan, dispatch=())
-                elif committed := await self.store.commit(plan):
-                    self._committed(plan)
-                if not committed:
-                    raise ConcurrencyError(f"instance id {instance_id} collided")
-                try:
-                    await self._run_chain(definition, plan.instance, first, now, chain=True, events=events)
-                except Exception:
-                    log.exception("activation crashed", instance_id=instance_id, token_id=first.id)
-            elif not await self._commit(plan):
-                raise ConcurrencyError(f"instance id {instance_id} collided")
+        if not await self._commit(plan):
+            raise ConcurrencyError(f"instance id {instance_id} collided")
+        await self._follow_call(plan)
         return await self._settled_view(instance_id)
-
-    async def get_instance(self, instance_id: UUID | str) -> WorkflowInstance:
-        """The instance's current state.
-
-        Raises:
-            InstanceNotFoundError: (a ``KeyError``) no such instance.
-        """
-        return instance_view(await self._load(str(instance_id)))
 
     async def complete_human_task(
         self,
@@ -227,9 +211,8 @@ class Engine:
             TaskAlreadyCompletedError: the task was completed or canceled already.
             FormValidationError: ``data`` breaks the step's ``form_schema`` (nothing changes).
         """
-        iid = str(instance_id)
-        state = await self._load(iid)
-        token = self._open_token(state, "human", step=step_name)
+        state = await self._load(str(instance_id))
+        token = _open_token(state, "human", step=step_name)
         if token is None:
             await self._explain_missing(state, step_name, StepType.HUMAN)
         assert token is not None
@@ -239,7 +222,7 @@ class Engine:
         """Like ``complete_human_task``, addressing the task by its id."""
         task = await self.get_task(task_id)
         state = await self._load(task.instance_id)
-        token = self._open_token(state, "human", task_id=task.id)
+        token = _open_token(state, "human", task_id=task.id)
         if token is None:
             raise TaskAlreadyCompletedError(f"task {task.id} is {task.status.value}")
         return await self._complete_task_token(state, token, user_id, data)
@@ -253,36 +236,26 @@ class Engine:
             InstanceNotFoundError, TaskNotFoundError, TaskAlreadyCompletedError: as for tasks.
             ValidationError: the payload is not a JSON object or is too large.
         """
-        iid = str(instance_id)
-        state = await self._load(iid)
-        token = self._open_token(state, "webhook", step=step_name)
+        state = await self._load(str(instance_id))
+        token = _open_token(state, "webhook", step=step_name)
         if token is None:
             await self._explain_missing(state, step_name, StepType.WEBHOOK)
         assert token is not None
         step = self._definition(state).steps[step_name]
         assert isinstance(step, WebhookStep)
         changes = step.payload_to_changes(self._payload(payload, "webhook payload"))
-        async with self.dispatcher.driving(iid):
-            await self._apply(
-                iid,
-                lambda d, s: resume_wait(
-                    d,
-                    s,
-                    token.id,
-                    changes=changes,
-                    output=changes,
-                    now=self.clock.now(),
-                    new_id=new_id,
-                    events=self.events_enabled,
-                ),
-                state,
-            )
-        return await self._settled_view(iid)
+        return await self._resume(state, token, changes=changes, output=changes)
 
-    async def cancel_workflow(self, instance_id: UUID | str, reason: str, canceled_by: str | None = None) -> None:
-        """Cancel a running or waiting instance, its pending steps and its open tasks."""
+    async def cancel_workflow(
+        self, instance_id: UUID | str, reason: str, canceled_by: str | None = None
+    ) -> WorkflowInstance:
+        """Cancel a running or waiting instance, its pending steps and its open tasks.
+
+        Returns:
+            The canceled instance.
+        """
         iid = str(instance_id)
-        await self._apply(
+        plan = await self._apply(
             iid,
             lambda d, s: cancel_instance(
                 d,
@@ -294,17 +267,18 @@ class Engine:
                 events=self.events_enabled,
             ),
         )
+        return instance_view(plan.instance)
 
     async def retry(self, instance_id: UUID | str, from_step: str | None = None) -> WorkflowInstance:
         """Resume a failed instance from ``from_step`` (default: the step that failed)."""
         iid = str(instance_id)
-        async with self.dispatcher.driving(iid):
-            await self._apply(
-                iid,
-                lambda d, s: retry_instance(
-                    d, s, from_step=from_step, now=self.clock.now(), new_id=new_id, events=self.events_enabled
-                ),
-            )
+        plan = await self._apply(
+            iid,
+            lambda d, s: retry_instance(
+                d, s, from_step=from_step, now=self.clock.now(), new_id=new_id, events=self.events_enabled
+            ),
+        )
+        await self._follow_call(plan)
         return await self._settled_view(iid)
 
     async def reassign_task(
@@ -333,139 +307,31 @@ class Engine:
         )
         return await self.get_task(task_id)
 
-    async def get_task(self, task_id: UUID | str) -> HumanTask:
-        """One task by id.
-
-        Raises:
-            TaskNotFoundError: unknown id.
-        """
-        task = await self.store.get_task(str(task_id))
-        if task is None:
-            raise TaskNotFoundError(f"no task with id {task_id}")
-        return task
-
-    async def get_tasks(
-        self,
-        *,
-        instance_id: UUID | str | None = None,
-        status: TaskStatus | None = TaskStatus.PENDING,
-        assignee_id: str | None = None,
-        assignee_group: str | None = None,
-        tenant_id: str | None = None,
-    ) -> list[HumanTask]:
-        """Tasks matching the filters (pending ones by default)."""
-        return await self.store.find_tasks(
-            instance_id=str(instance_id) if instance_id is not None else None,
-            status=status,
-            assignee_id=assignee_id,
-            assignee_group=assignee_group,
-            tenant_id=tenant_id,
-        )
-
-    async def get_history(self, instance_id: UUID | str) -> list[StepRecord]:
-        """Every step execution of the instance, in order."""
-        return await self.store.step_records(str(instance_id))
-
-    async def list_instances(
-        self,
-        *,
-        workflow_name: str | None = None,
-        status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
-        tenant_id: str | None = None,
-        created_by: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[list[WorkflowInstance], int]:
-        """A page of instances and the total count."""
-        states, total = await self.store.find_instances(
-            workflow_name=workflow_name,
-            status=status,
-            tenant_id=tenant_id,
-            created_by=created_by,
-            limit=limit,
-            offset=offset,
-        )
-        return [instance_view(s) for s in states], total
-
-    async def execute_step(self, step: Step, context: WorkflowContext, previous_result: Any = None) -> Any:
-        """Run one step outside any workflow (guards and hooks included).
-
-        Raises:
-            StepExecutionError: the step raised; the original error is its ``__cause__``.
-        """
-        if not await step.can_execute(context):
-            return previous_result
-        try:
-            result = await step.execute(context)
-        except Exception as exc:
-            await step.on_failure(context, exc)
-            raise StepExecutionError(f"step {step.name!r} failed: {describe_error(exc)}") from exc
-        await step.on_success(context, result)
-        return result
-
-    async def wait_for_status(
-        self,
-        instance_id: UUID | str,
-        statuses: WorkflowStatus | Iterable[WorkflowStatus] = TERMINAL_WORKFLOW_STATUSES,
-        *,
-        timeout: float = 30.0,  # noqa: ASYNC109 - part of the public helper's signature
-        poll_interval: float = 0.5,
-    ) -> WorkflowInstance:
-        """Return the instance once it reaches one of ``statuses``.
-
-        Commits made by this engine wake the waiter at once; commits made by other
-        processes are noticed within ``poll_interval``.
-
-        Raises:
-            TimeoutError: the status was not reached within ``timeout`` seconds.
-        """
+    async def settled(self, instance_id: UUID | str) -> None:
+        """Return once nothing of the instance runs in this process (no step, no chain)."""
         iid = str(instance_id)
-        wanted = frozenset([statuses] if isinstance(statuses, WorkflowStatus) else statuses)
-        await self._watching()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (wanted, future)
-        self._watchers.setdefault(iid, []).append(entry)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    state = await self._load(iid)
-                    if state.status in wanted:
-                        return instance_view(state)
-                    try:
-                        await asyncio.wait_for(asyncio.shield(future), poll_interval)
-                    except TimeoutError:
-                        continue
-        except TimeoutError:
-            state = await self._load(iid)
-            raise TimeoutError(
-                f"instance {iid} is {state.status.value}, not {sorted(s.value for s in wanted)}, after {timeout}s"
-            ) from None
-        finally:
-            watchers = self._watchers.get(iid, [])
-            if entry in watchers:
-                watchers.remove(entry)
-            if not watchers:
-                self._watchers.pop(iid, None)
+        while True:
+            await self.dispatcher.settled(iid)
+            if not self._runs.active(iid):
+                return
+            await self._runs.idle(iid)
 
-    async def _watching(self) -> None:
-        """Hook for engines that learn about other processes' commits (SAQ: pub/sub)."""
+    # -- the activation loop ------------------------------------------------------------
 
-    # -- executing activations ----------------------------------------------------------
-
-    async def run_activation(self, instance_id: str, token_id: str) -> None:
-        """Execute one committed activation: a step body, or a due timer.
+    async def run_activation(self, instance_id: str, token_id: str, run: ActivationRun | None = None) -> None:
+        """Execute one committed activation (a step body, or a due timer), then what follows.
 
         Safe to call more than once for the same token: only the first outcome commits,
-        later ones find the token consumed and return.  When the dispatcher allows it, the
-        next activation a step's commit creates (a straight route) runs right here, on the
-        state just committed, instead of going through the dispatcher and the store again.
+        later ones find the token consumed and return.  ``run`` is the dispatcher's record
+        of this run (see ``ActivationRun``); the loop goes on with the next activation
+        itself while ``Dispatcher.may_chain`` allows it.
         """
         state = await self.store.load_instance(instance_id)
         token = state.tokens.get(token_id) if state is not None else None
-        if token is None and self._forget is not None:
+        if token is None:
             # The state may come from this process's cache while another process committed
             # the activation's creation: look again in the database before giving up.
-            self._forget(instance_id)
+            self.store.forget(instance_id)
             state = await self.store.load_instance(instance_id)
             token = state.tokens.get(token_id) if state is not None else None
         if state is None or token is None:
@@ -474,198 +340,121 @@ class Engine:
         if token.due_at is not None and token.due_at > self.clock.now():
             # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
             await self.clock.sleep_until(token.due_at)
-        if token.kind == "timer":
-            await self._resume_timer(state, token_id)
-            return
-        await self._run_chain(self._definition(state), state, token)
-
-    async def _resume_timer(self, state: InstanceState, token_id: str) -> None:
-        """Commit a due timer's end; the steps after it run as usual."""
+        run = run or ActivationRun(instance_id)
+        self._runs.enter(instance_id)
         try:
-            await self._apply(
-                state.id,
-                lambda d, s: resume_wait(
-                    d, s, token_id, changes={}, now=self.clock.now(), new_id=new_id, events=self.events_enabled
-                ),
-                state,
-            )
-        except (StaleTokenError, TaskAlreadyCompletedError):
-            log.info("activation was consumed elsewhere", instance_id=state.id, token_id=token_id)
+            plan = await self._activate(state, token, run)
+            if plan is not None:
+                await self._follow(plan, run)
+        finally:
+            self._runs.leave(instance_id)
 
-    async def _run_chain(  # noqa: PLR0912, PLR0915 - see the docstring's last paragraph
-        self,
-        definition: WorkflowDefinition,
-        state: InstanceState,
-        token: Token,
-        now: datetime | None = None,
-        *,
-        chain: bool | None = None,
-        events: bool | None = None,
-    ) -> None:
-        """Run the ``run`` token ``token`` on ``state`` and commit its outcome; then, while the
-        dispatcher allows it (``Dispatcher.may_chain``, passed as ``chain`` when the caller
-        knows it), run the single next activation due now right here, on the state just
-        committed, without dispatching it.
+    async def _follow(self, plan: CommitPlan, run: ActivationRun) -> None:
+        """Dispatch what ``plan`` activated, executing one next activation here while allowed."""
+        while (token := await self._next(plan, run)) is not None:
+            following = await self._activate(plan.instance, token, run)
+            if following is None:
+                return
+            plan = following
+            if run.steps % _YIELD_EVERY == 0:
+                # A long run of steps that never suspend must not starve other instances.
+                await asyncio.sleep(0)
 
-        This loop is the engine's innermost, written as one coroutine for the whole chain (a
-        coroutine per step cost 8% of a step) and for few interpreter instructions per step;
-        it reads the clock once per step: a step starts when the one before it finished, the
-        first one at ``now`` if given (the time its activation was committed).
-        """
-        instance_id = state.id
-        if chain is None:
-            chain = self.dispatcher.may_chain(instance_id)
-        if events is None:
-            events = self.events_enabled
-        publish = self.event_bus is not None
-        commit = self.store.commit
-        clock_now = self.clock.now
-        steps = definition.steps
-        plains = self._plain
-        workflow_uuid = definition_uuid(definition.name, definition.version)
-        instance_uuid = as_uuid(instance_id)
-        now = clock_now() if now is None else now
-        chained = 0
-        while True:
-            token_id = token.id
-            step = steps[token.step]
-            # The data is a deep copy: a step mutating nested values in place changes nothing
-            # until its commit.
-            context = step_context(
-                workflow_uuid,
-                instance_uuid,
-                _decode(_encode(state.data)),
-                state.metadata,
-                token.step,
-                state.started_at,
-                state.created_by,
-                state.tenant_id,
-            )
-            started = now
-            plan: CommitPlan | None = None
-            result: StepResult | None = None
-            try:
-                plain = plains[step]
-            except (KeyError, TypeError):
-                plain = self._is_plain(step)
-            if plain:
-                # ``run_step`` for a plain step, written out: the common case saves a coroutine.
-                try:
-                    value = await step.execute(context)
-                    output = None if value is None else output_of(step, value)
-                except Exception as exc:
-                    result = await failure(
-                        step,
-                        context,
-                        exc,
-                        attempt=token.attempt,
-                        policy=definition.retry_policy,
-                        started=started,
-                        now=clock_now,
-                    )
-                else:
-                    now = clock_now()
-                    plan = apply_success(
-                        definition,
-                        state,
-                        token_id,
-                        changes=context.changes,
-                        output=output,
-                        started_at=started,
-                        now=now,
-                        new_id=new_id,
-                        events=events,
-                    )
-                    if plan is None:
-                        result = _succeeded(started, now, context.changes, output)
-            else:
-                result = await run_step(
-                    step, context, attempt=token.attempt, policy=definition.retry_policy, now=clock_now
+    async def _follow_call(self, plan: CommitPlan) -> None:
+        """``_follow`` for a call from outside: its own commit stands whatever follows fails."""
+        instance_id = plan.instance.id
+        self._runs.enter(instance_id)
+        try:
+            await self._follow(plan, ActivationRun(instance_id))
+        except Exception:
+            # The call's change is committed; the activation left pending is found again by
+            # recovery (and the reconciler where one runs).
+            log.exception("activation crashed", instance_id=instance_id)
+        finally:
+            self._runs.leave(instance_id)
+
+    async def _next(self, plan: CommitPlan, run: ActivationRun) -> Token | None:
+        """Dispatch the plan's activations but the one this run executes next, if any."""
+        tokens = plan.dispatch
+        if not tokens:
+            return None
+        keep = next((t for t in tokens if t.kind == "run" and t.due_at is None), None)
+        if keep is not None and await self.dispatcher.may_chain(run, keep):
+            tokens = [t for t in tokens if t is not keep]
+        else:
+            keep = None
+        if tokens:
+            await self.dispatcher.dispatch(plan.instance.id, tokens)
+        return keep
+
+    async def _activate(self, state: InstanceState, token: Token, run: ActivationRun) -> CommitPlan | None:
+        """Execute ``token`` on ``state`` and commit its outcome; None if it was consumed elsewhere."""
+        run.current = token
+        run.steps += 1
+        token_id = token.id
+        try:
+            if token.kind == "timer":
+                return await self._apply(
+                    state.id,
+                    lambda d, s: resume_wait(
+                        d, s, token_id, changes={}, now=self.clock.now(), new_id=new_id, events=self.events_enabled
+                    ),
+                    state,
                 )
+            result = await self._run_step(state, token)
             try:
-                # The plan builds on the state at hand; a conflict (another commit got in
-                # between) rebuilds it on a fresh one.  The step's end is the transition's
-                # time: nothing happened in between.
-                if plan is None:
-                    assert result is not None
-                    plan = apply_step_result(
-                        definition, state, token_id, result, now=result.finished_at, new_id=new_id, events=events
-                    )
-                dispatch = plan.dispatch
-                # The single next activation due now, which this task runs itself.
-                keep = dispatch[0] if chain and len(dispatch) == 1 and dispatch[0].due_at is None else None
-                if (keep is not None or not dispatch) and not (publish and plan.events):
-                    # Nothing to dispatch or publish: ``_commit`` without its coroutine.
-                    committed = await commit(plan)
-                    if committed and (self._watchers or self.commit_listeners):
-                        self._committed(plan)
-                else:
-                    committed = await self._commit(plan, dispatch=() if keep is not None else None)
-                if not committed:
-                    await self._rebuild(
-                        instance_id, token_id, result or _succeeded(started, now, context.changes, output)
-                    )
-                    return
+                return await self._commit_result(state.id, token_id, result, state)
             except ContextSerializationError as exc:
                 # The store refused what the step wrote (PostgreSQL cannot hold a NUL character,
                 # for one): fail the step with that error rather than leave it pending forever.
                 failed = StepResult(
-                    status="failed", started_at=started, finished_at=clock_now(), error=describe_error(exc)
+                    status="failed",
+                    started_at=result.started_at,
+                    finished_at=self.clock.now(),
+                    error=describe_error(exc),
                 )
-                await self._rebuild(instance_id, token_id, failed)
-                return
-            except (StaleTokenError, TaskAlreadyCompletedError):
-                log.info("activation was consumed elsewhere", instance_id=instance_id, step=token.step)
-                return
-            if keep is None:
-                return
-            state, token = plan.instance, keep
-            chained += 1
-            if chained % _YIELD_EVERY == 0:
-                # A long chain of steps that never suspend must not starve other instances.
-                await asyncio.sleep(0)
-                now = clock_now()
-            elif result is not None:
-                now = clock_now()  # (the step was timed elsewhere)
-
-    def _is_plain(self, step: Step) -> bool:
-        """``is_plain(step)``, remembered per step object (unhashable ones are decided anew)."""
-        plain = is_plain(step)
-        with contextlib.suppress(TypeError):
-            self._plain[step] = plain
-        return plain
-
-    async def _rebuild(self, instance_id: str, token_id: str, result: StepResult) -> None:
-        """Commit a step's outcome on the instance's latest state (after a conflict)."""
-        try:
-            await self._apply(
-                instance_id,
-                lambda d, s: apply_step_result(
-                    d, s, token_id, result, now=self.clock.now(), new_id=new_id, events=self.events_enabled
-                ),
-            )
+                return await self._commit_result(state.id, token_id, failed)
         except (StaleTokenError, TaskAlreadyCompletedError):
-            log.info("activation was consumed elsewhere", instance_id=instance_id, token_id=token_id)
+            log.info("activation was consumed elsewhere", instance_id=state.id, step=token.step)
+            return None
+
+    async def _run_step(self, state: InstanceState, token: Token) -> StepResult:
+        """Run the step of a ``run`` token on a context of its own."""
+        definition = self._definition(state)
+        step = definition.steps[token.step]
+        # The data is a deep copy (a JSON round trip): a step mutating nested values in
+        # place changes nothing until its commit.
+        context = step_context(
+            definition_uuid(definition.name, definition.version),
+            as_uuid(state.id),
+            _copy(state.data),
+            state.metadata,
+            token.step,
+            state.started_at,
+            last_actor(state),
+            state.tenant_id,
+        )
+        return await run_step(step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now)
+
+    async def _commit_result(
+        self, instance_id: str, token_id: str, result: StepResult, state: InstanceState | None = None
+    ) -> CommitPlan:
+        # The step's end is the transition's time: nothing happened in between.
+        return await self._apply(
+            instance_id,
+            lambda d, s: apply_step_result(
+                d, s, token_id, result, now=result.finished_at, new_id=new_id, events=self.events_enabled
+            ),
+            state,
+        )
 
     # -- internals ----------------------------------------------------------------------
 
     def _definition(self, state: InstanceState) -> WorkflowDefinition:
         return self.registry.get_definition(state.workflow_name, state.workflow_version)
 
-    async def _load(self, instance_id: str) -> InstanceState:
-        # Calls from outside (API, other processes' work) must see the latest commit, not a
-        # state this process cached when it last committed.
-        if self._forget is not None:
-            self._forget(instance_id)
-        try:
-            state = await self.store.load_instance(instance_id)
-        except ValueError as exc:  # a malformed id
-            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}") from exc
-        if state is None:
-            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
-        return state
-
     def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """A mapping entering through the API as JSON data, within the size limit."""
         if type(payload) is not dict and not isinstance(payload, Mapping):  # (an ABC check is slow)
             raise ValidationError(f"{what} must be a JSON object, got {type(payload).__name__}")
         for key in payload:
@@ -674,32 +463,15 @@ class Engine:
         if not payload:
             return {}
         try:
-            # One JSON round trip of the whole mapping normalises every value exactly as
-            # ``to_json_value`` does one by one, and its length is the payload's size.
-            encoded = msgspec.json.encode(payload)
-            converted: dict[str, Any] = msgspec.json.decode(encoded)
+            encoded = _encode(payload)
+            converted: dict[str, Any] = _decode(encoded)
         except (TypeError, msgspec.EncodeError, ValueError):
             # Find the offending key and report it the way a step's ``context.set`` would.
             converted = {key: to_json_value(key, value) for key, value in payload.items()}
-            encoded = msgspec.json.encode(converted)
-        if self.max_payload_bytes:
-            size = len(encoded)
-            if size > self.max_payload_bytes:
-                raise ValidationError(f"{what} is {size} bytes; the limit is {self.max_payload_bytes}")
+            encoded = _encode(converted)
+        if self.max_payload_bytes and len(encoded) > self.max_payload_bytes:
+            raise ValidationError(f"{what} is {len(encoded)} bytes; the limit is {self.max_payload_bytes}")
         return converted
-
-    @staticmethod
-    def _open_token(
-        state: InstanceState, kind: str, *, step: str | None = None, task_id: str | None = None
-    ) -> Token | None:
-        for token in state.tokens.values():
-            if (
-                token.kind == kind
-                and (step is None or token.step == step)
-                and (task_id is None or token.task_id == task_id)
-            ):
-                return token
-        return None
 
     async def _complete_task_token(
         self, state: InstanceState, token: Token, user_id: str, data: Mapping[str, Any]
@@ -708,25 +480,38 @@ class Engine:
         assert isinstance(step, BaseHumanStep)
         changes = self._payload(data, "form data")
         step.validate_form(changes)
-        async with self.dispatcher.driving(state.id):
-            await self._apply(
-                state.id,
-                lambda d, s: resume_wait(
-                    d,
-                    s,
-                    token.id,
-                    changes=changes,
-                    output=changes,
-                    completed_by=user_id,
-                    now=self.clock.now(),
-                    new_id=new_id,
-                    events=self.events_enabled,
-                ),
-                state,
-            )
+        return await self._resume(state, token, changes=changes, output=changes, completed_by=user_id)
+
+    async def _resume(
+        self,
+        state: InstanceState,
+        token: Token,
+        *,
+        changes: dict[str, Any],
+        output: Any,
+        completed_by: str | None = None,
+    ) -> WorkflowInstance:
+        """Finish the open wait ``token`` with ``changes`` and follow what it activates."""
+        plan = await self._apply(
+            state.id,
+            lambda d, s: resume_wait(
+                d,
+                s,
+                token.id,
+                changes=changes,
+                output=output,
+                completed_by=completed_by,
+                now=self.clock.now(),
+                new_id=new_id,
+                events=self.events_enabled,
+            ),
+            state,
+        )
+        await self._follow_call(plan)
         return await self._settled_view(state.id)
 
     async def _explain_missing(self, state: InstanceState, step_name: str, kind: StepType) -> None:
+        """Raise the error that says why ``state`` has no open wait at ``step_name``."""
         definition = self._definition(state)
         step = definition.steps.get(step_name)
         if step is None:
@@ -751,6 +536,7 @@ class Engine:
         raise TaskNotFoundError(f"instance {state.id} is not waiting at step {step_name!r}")
 
     async def _apply(self, instance_id: str, build: Build, state: InstanceState | None = None) -> CommitPlan:
+        """Build a plan on the instance's state and commit it; rebuild on a newer state after a conflict."""
         for _ in range(MAX_COMMIT_CONFLICTS):
             current = state if state is not None else await self._load(instance_id)
             plan = build(self._definition(current), current)
@@ -759,51 +545,34 @@ class Engine:
             state = None
         raise ConcurrencyError(f"instance {instance_id} kept changing; gave up after {MAX_COMMIT_CONFLICTS} tries")
 
-    async def _commit(self, plan: CommitPlan, dispatch: Sequence[Token] | None = None) -> bool:
-        """Commit ``plan``, then dispatch ``dispatch`` (default: the plan's tokens) and publish."""
-        instance_id = plan.instance.id
-        # Holding the stripe lock over commit and publish keeps one instance's events in
-        # commit order within this process.
+    async def _commit(self, plan: CommitPlan) -> bool:
+        """Commit ``plan`` and publish its events; False if another commit got there first."""
         if plan.events and self.event_bus is not None:
-            async with self._locks[hash(instance_id) % _LOCK_STRIPES]:
+            # Holding the stripe lock over commit and publish keeps one instance's events in
+            # commit order within this process.
+            async with self._locks[hash(plan.instance.id) % _LOCK_STRIPES]:
                 if not await self.store.commit(plan):
                     return False
                 await self._publish(plan)
         elif not await self.store.commit(plan):
             return False
-        tokens = plan.dispatch if dispatch is None else dispatch
-        if tokens:
-            await self.dispatcher.dispatch(instance_id, tokens)
-        self._committed(plan)
-        return True
-
-    def _committed(self, plan: CommitPlan) -> None:
-        """Tell this engine's waiters and listeners about a commit."""
         if self._watchers:
-            self._notify(plan.instance)
+            self._notify_status(plan.instance.id, plan.instance.status)
         for listener in self.commit_listeners:
             listener(plan)
+        return True
 
     async def _publish(self, plan: CommitPlan) -> None:
-        if self.event_bus is None:
-            return
+        assert self.event_bus is not None
         for event in plan.events:
             try:
                 await self.event_bus.emit(event)
             except Exception:
                 log.exception("event bus failed", event_type=event.type, instance_id=plan.instance.id)
 
-    def _notify(self, state: InstanceState) -> None:
-        self._notify_status(state.id, state.status)
-
-    def _notify_status(self, instance_id: str, status: WorkflowStatus) -> None:
-        for wanted, future in self._watchers.get(instance_id, ()):
-            if status in wanted and not future.done():
-                future.set_result(None)
-
     async def _settled_view(self, instance_id: str) -> WorkflowInstance:
         if self.wait_for_settle:
-            await self.dispatcher.settled(instance_id)
+            await self.settled(instance_id)
         # Unlike ``_load``, this keeps a store's cache of what this process committed: the
         # caller gets the state its call led to (a snapshot as of the call) without a read
         # back from the database.
@@ -813,5 +582,34 @@ class Engine:
         return instance_view(state)
 
 
-def _succeeded(started: datetime, finished: datetime, changes: dict[str, Any], output: Any) -> StepResult:
-    return StepResult(status="succeeded", started_at=started, finished_at=finished, changes=changes, output=output)
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON data (a JSON round trip is the fastest one)."""
+    copied: dict[str, Any] = _decode(_encode(data))
+    return copied
+
+
+def _one_of(name: str, value: Any, alias: str, alias_value: Any, *, required: bool = True) -> Any:
+    """The value of a parameter that may also be passed under the protocol's name ``alias``."""
+    if value is not None and alias_value is not None:
+        raise TypeError(f"give {name} or {alias}, not both")
+    if value is None and alias_value is None and required:
+        raise TypeError(f"missing {name} (or {alias})")
+    return value if value is not None else alias_value
+
+
+def _open_token(
+    state: InstanceState, kind: str, *, step: str | None = None, task_id: str | None = None
+) -> Token | None:
+    """The open wait of ``kind`` at ``step`` (or for task ``task_id``), if the instance has one."""
+    for token in state.tokens.values():
+        if (
+            token.kind == kind
+            and (step is None or token.step == step)
+            and (task_id is None or token.task_id == task_id)
+        ):
+            return token
+    return None

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from flowstar.engine.groups import ParallelGroup, StepGroup, gather
 from flowstar.model.context import WorkflowContext, to_json_value
 from flowstar.model.enums import StepStatus, StepType
@@ -19,7 +17,7 @@ from flowstar.model.retry import NO_RETRY, RetryPolicy
 from flowstar.model.steps import BaseStep, Step
 from flowstar.model.transitions import InnerRecord, StepResult
 
-__all__ = ["describe_error", "failure", "is_plain", "output_of", "run_group", "run_step"]
+__all__ = ["describe_error", "failure", "output_of", "run_group", "run_step"]
 
 Now = Callable[[], datetime]
 Recorder = Callable[[InnerRecord], None]
@@ -99,10 +97,7 @@ def _json_output(step_name: str, result: Any) -> Any:
 
 def output_of(step: Step, result: Any) -> Any:
     """A step's return value as JSON data; ``ContextSerializationError`` if it is none."""
-    try:  # ``to_json_value`` inlined: this runs for most steps
-        return _decode(_encode(result))
-    except (TypeError, msgspec.EncodeError, ValueError):
-        return to_json_value(f"{step.name} result", result)  # raises, naming the step
+    return to_json_value(f"{step.name} result", result)
 
 
 async def failure(
@@ -131,6 +126,8 @@ async def failure(
         finished_at=now(),
         error=describe_error(error),
         retry_at=retry_at,
+        # A step that fails for good keeps what it wrote (see ``apply_step_result``).
+        changes=context.changes if retry_at is None else {},
         inner=inner if inner is not None else [],
     )
 
@@ -152,20 +149,6 @@ async def _run_body(
     return True, await _call_body(step, context), None
 
 
-def is_plain(step: Step) -> bool:
-    """Whether ``step`` is a plain body: no guard, no success hook, no timeout, no group or gateway.
-
-    The engine runs such a step (most steps are) without ``run_step``'s checks; it asks once
-    per step object.
-    """
-    return (
-        not isinstance(step, (BaseGateway, StepGroup))
-        and getattr(step, "timeout", None) is None
-        and getattr(step.can_execute, "__func__", None) is _CAN_EXECUTE
-        and getattr(step.on_success, "__func__", None) is _ON_SUCCESS
-    )
-
-
 async def run_step(
     step: Step,
     context: WorkflowContext,
@@ -176,8 +159,7 @@ async def run_step(
 ) -> StepResult:
     """Run one activation's body and describe the outcome; never raises for step errors.
 
-    ``policy`` is the workflow's retry policy (the step's own one wins).  The engine runs a
-    step that passes ``is_plain`` itself, with ``output_of`` and ``failure``.
+    ``policy`` is the workflow's retry policy (the step's own one wins).
     """
     started = now()
     inner: list[InnerRecord] = []
@@ -205,5 +187,3 @@ async def run_step(
 # class or the instance): it is not called.
 _CAN_EXECUTE = BaseStep.can_execute
 _ON_SUCCESS = BaseStep.on_success
-_encode = msgspec.json.encode
-_decode = msgspec.json.decode

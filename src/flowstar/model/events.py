@@ -18,6 +18,7 @@ __all__ = [
     "HumanTaskCreated",
     "HumanTaskReassigned",
     "StepCompleted",
+    "StepExecuted",
     "StepFailed",
     "StepSkipped",
     "StepStarted",
@@ -102,6 +103,22 @@ class StepCompleted(WorkflowEvent, frozen=True, kw_only=True):
     duration_ms: float | None = None
 
 
+class StepExecuted(WorkflowEvent, frozen=True, kw_only=True):
+    """A step finished, whatever its outcome (emitted beside ``StepCompleted``/``StepFailed``/``StepSkipped``).
+
+    ``status`` is ``"succeeded"``, ``"failed"`` or ``"skipped"``; ``error`` is set for a
+    failed attempt.  One handler for every finished step, as 03-execution lists it.
+    """
+
+    category: ClassVar[str] = "step"
+    step_name: str
+    step_type: str
+    status: str
+    attempt: int = 1
+    error: str | None = None
+    duration_ms: float | None = None
+
+
 class StepFailed(WorkflowEvent, frozen=True, kw_only=True):
     """An attempt of a step failed; ``retry_at`` is set when another attempt follows."""
 
@@ -169,6 +186,7 @@ Event = (
     | WorkflowRetried
     | StepStarted
     | StepCompleted
+    | StepExecuted
     | StepFailed
     | StepSkipped
     | HumanTaskCreated
@@ -186,6 +204,7 @@ EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
         WorkflowRetried,
         StepStarted,
         StepCompleted,
+        StepExecuted,
         StepFailed,
         StepSkipped,
         HumanTaskCreated,

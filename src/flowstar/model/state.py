@@ -68,6 +68,8 @@ class HistoryEntry(msgspec.Struct, array_like=True, gc=False):
     status: str
     attempt: int
     at: datetime
+    # Who completed the step, for waits a person finished (``context.user_id`` after it).
+    by: str | None = None
 
 
 class InstanceState(msgspec.Struct, kw_only=True, gc=False):

@@ -38,6 +38,7 @@ from flowstar.model.events import (
     HumanTaskCreated,
     HumanTaskReassigned,
     StepCompleted,
+    StepExecuted,
     StepFailed,
     StepSkipped,
     StepStarted,
@@ -68,7 +69,7 @@ __all__ = [
     "StaleTokenError",
     "StepResult",
     "apply_step_result",
-    "apply_success",
+    "last_actor",
     "cancel_instance",
     "reassign_task",
     "resume_wait",
@@ -78,14 +79,6 @@ __all__ = [
 
 NewId = Callable[[], str]
 
-
-_WAITS = (StepType.HUMAN, StepType.TIMER, StepType.WEBHOOK)
-# Members read on every step, as module constants: on Python 3.11 ``WorkflowStatus.RUNNING``
-# is an enum class lookup of about 0.15 µs, a global a tenth of that.
-_SUCCEEDED = StepStatus.SUCCEEDED
-_RUNNING = WorkflowStatus.RUNNING
-_WAITING = WorkflowStatus.WAITING
-_COMPLETED = WorkflowStatus.COMPLETED
 _RESULT_STATUS = {
     "succeeded": StepStatus.SUCCEEDED,
     "skipped": StepStatus.SKIPPED,
@@ -134,6 +127,8 @@ class _Transition:
         self.graph = definition.get_graph()
         self.step_types = self.graph.step_types
         self.expected_version = state.version
+        # The data a step ran on (its record's input), before the transition changes a copy.
+        self.input_data = state.data
         self.state = msgspec.structs.replace(
             state,
             tokens=dict(state.tokens),
@@ -180,9 +175,9 @@ class _Transition:
             )
         )
 
-    def remember(self, step: str, status: StepStatus, attempt: int = 1) -> None:
+    def remember(self, step: str, status: StepStatus, attempt: int = 1, by: str | None = None) -> None:
         history = self.state.history
-        history.append(HistoryEntry(step, status, attempt, self.now))
+        history.append(HistoryEntry(step, status, attempt, self.now, by))
         if len(history) > HISTORY_LIMIT:
             del history[: len(history) - HISTORY_LIMIT]
 
@@ -393,7 +388,7 @@ def start_instance(
         id=instance_id,
         workflow_name=definition.name,
         workflow_version=definition.version,
-        status=_RUNNING,
+        status=WorkflowStatus.RUNNING,
         data=data,
         tenant_id=tenant_id,
         created_by=created_by,
@@ -401,36 +396,6 @@ def start_instance(
         started_at=now,
         updated_at=now,
     )
-    initial = definition.initial_step
-    if definition.step_types.get(initial) not in _WAITS:
-        # The common case in one pass (a test checks it equals what the general path builds).
-        token = Token(id=new_id(), step=initial, created_at=now)
-        state.data = dict(data)
-        state.tokens = {token.id: token}
-        state.current_step = initial
-        state.version = 1
-        plan = CommitPlan(instance=state, expected_version=0, dispatch=[token])
-        if events:
-            plan.events = [
-                WorkflowStarted(
-                    instance_id=instance_id,
-                    workflow_name=definition.name,
-                    workflow_version=definition.version,
-                    timestamp=now,
-                    tenant_id=tenant_id,
-                    initial_step=initial,
-                    created_by=created_by,
-                )
-            ]
-        return plan
-    return _start(definition, state, now=now, new_id=new_id, events=events)
-
-
-def _start(
-    definition: WorkflowDefinition, state: InstanceState, *, now: datetime, new_id: NewId, events: bool
-) -> CommitPlan:
-    """``start_instance`` for any initial step, waits included."""
-    created_by = state.created_by
     tr = _Transition(definition, state, now, new_id, events)
     tr.emit(WorkflowStarted, initial_step=definition.initial_step, created_by=created_by)
     tr.enter(definition.initial_step)
@@ -447,180 +412,54 @@ def apply_step_result(
     new_id: NewId,
     events: bool = True,
 ) -> CommitPlan:
-    """Commit the outcome of a ``run`` token.
+    """Commit the outcome of a ``run`` token: routing, joins, gateways, groups, failures.
 
     Raises:
         StaleTokenError: the token is no longer active (a duplicate delivery, or the instance
             was canceled or failed meanwhile).
     """
-    if result.status == "succeeded" and result.targets is None and not result.inner:
-        plan = apply_success(
-            definition,
-            state,
-            token_id,
-            changes=result.changes,
-            output=result.output,
-            started_at=result.started_at,
-            now=now,
-            finished_at=result.finished_at,
-            new_id=new_id,
-            events=events,
-        )
-        if plan is not None:
-            return plan
-    return _apply_step_result(definition, state, token_id, result, now=now, new_id=new_id, events=events)
-
-
-def apply_success(
-    definition: WorkflowDefinition,
-    state: InstanceState,
-    token_id: str,
-    *,
-    changes: dict[str, Any],
-    output: Any,
-    started_at: datetime,
-    now: datetime,
-    finished_at: datetime | None = None,
-    new_id: NewId,
-    events: bool = True,
-) -> CommitPlan | None:
-    """``apply_step_result`` for a plain step's success, if its route out is straight.
-
-    A plain step (no gateway, no group) that succeeded and whose only way on is one edge
-    without a condition, or the end, needs no routing: this builds its plan in one pass
-    without a ``StepResult``.  Returns None when the general path must decide (the step is
-    not on a straight route, joins are pending, the token is gone): call
-    ``apply_step_result`` then.  ``finished_at`` defaults to ``now``.
-
-    Most steps of most workflows take this path, and it is the engine's innermost loop: it
-    is written for few interpreter instructions.  The plan it builds is exactly the one the
-    general path builds (a test compares them).
-    """
-    tokens = state.tokens
-    token = tokens.get(token_id)
-    if token is None or state.joins or state.status is not _RUNNING:
-        return None
-    step = token.step
-    routes = definition.straight_routes
-    if step not in routes:
-        return None
-    target = routes[step]
-    if finished_at is None:
-        finished_at = now
-    attempt = token.attempt
-    if len(tokens) == 1:  # (the token itself: the usual case)
-        tokens = {}
-    else:
-        tokens = dict(tokens)
-        del tokens[token_id]
-    history = [*state.history, HistoryEntry(step, _SUCCEEDED, attempt, now)]
-    if len(history) > HISTORY_LIMIT:
-        del history[: len(history) - HISTORY_LIMIT]
-    step_type: str = definition.step_types[step]
-    record = StepRecord(
-        id=token_id,
-        instance_id=state.id,
-        step_name=step,
-        step_type=step_type,
-        status=_SUCCEEDED,
-        attempt=attempt,
-        input_data=state.data,
-        output_data=output,
-        started_at=started_at,
-        completed_at=finished_at,
-        token_id=token_id,
-        tenant_id=state.tenant_id,
-    )
-    completed_at = state.completed_at
-    if target is not None:
-        following_id = new_id()
-        following = tokens[following_id] = Token(id=following_id, step=target, created_at=now)
-        dispatch = [following]
-        status = _RUNNING
-    else:
-        dispatch = []
-        target = state.current_step
-        if not tokens:
-            status = _COMPLETED
-            completed_at = now
-        elif any(t.kind == "run" for t in tokens.values()):
-            status = _RUNNING
-        else:
-            status = _WAITING
-    plan = CommitPlan(
-        instance=msgspec.structs.replace(
-            state,
-            tokens=tokens,
-            history=history,
-            data={**state.data, **changes},
-            current_step=target,
-            status=status,
-            completed_at=completed_at,
-            version=state.version + 1,
-            updated_at=now,
-        ),
-        expected_version=state.version,
-        new_records=[record],
-        dispatch=dispatch,
-    )
-    if events:
-        plan.events = _success_events(state, record, now, completed=status is _COMPLETED, final_step=target)
-    return plan
-
-
-def _success_events(
-    state: InstanceState, record: StepRecord, now: datetime, *, completed: bool, final_step: str | None
-) -> list[WorkflowEvent]:
-    """The events of ``apply_success``'s plan: the step's start and end, and the instance's
-    completion (at ``final_step``) if it completed."""
-    common: dict[str, Any] = {
-        "instance_id": state.id,
-        "workflow_name": state.workflow_name,
-        "workflow_version": state.workflow_version,
-        "tenant_id": state.tenant_id,
-    }
-    step, step_type, attempt = record.step_name, record.step_type, record.attempt
-    started_at, finished_at = record.started_at, record.completed_at
-    assert finished_at is not None
-    events: list[WorkflowEvent] = [
-        StepStarted(timestamp=started_at, step_name=step, step_type=step_type, attempt=attempt, **common),
-        StepCompleted(
-            timestamp=now,
-            step_name=step,
-            step_type=step_type,
-            attempt=attempt,
-            output=record.output_data,
-            duration_ms=(finished_at - started_at).total_seconds() * 1000,
-            **common,
-        ),
-    ]
-    if completed:
-        events.append(WorkflowCompleted(timestamp=now, final_step=final_step, **common))
-    return events
-
-
-def _apply_step_result(
-    definition: WorkflowDefinition,
-    state: InstanceState,
-    token_id: str,
-    result: StepResult,
-    *,
-    now: datetime,
-    new_id: NewId,
-    events: bool,
-) -> CommitPlan:
-    """``apply_step_result`` for any outcome: routing, joins, gateways, groups, failures."""
     tr = _Transition(definition, state, now, new_id, events)
     token = tr.take(token_id)
     step_type: str = tr.step_types[token.step]
     base = {"step_name": token.step, "step_type": step_type} if events else {}
     if events:
         tr.emit(StepStarted, attempt=token.attempt, timestamp=result.started_at, **base)
+    _record_outcome(tr, token, step_type, result)
+    duration = (result.finished_at - result.started_at).total_seconds() * 1000
+    if result.status == "failed":
+        error = result.error or "step failed"
+        tr.emit(StepFailed, error=error, attempt=token.attempt, retry_at=result.retry_at, **base)
+        tr.emit(StepExecuted, attempt=token.attempt, status="failed", error=error, duration_ms=duration, **base)
+        if result.retry_at is not None:
+            tr.enter(token.step, attempt=token.attempt + 1, due_at=result.retry_at)
+        else:
+            # What the step wrote before failing for good stays, for whoever debugs it (a
+            # retried attempt's writes are dropped: the next attempt starts afresh).
+            tr.state.data.update(result.changes)
+            tr.fail(f"step {token.step!r} failed after {token.attempt} attempt(s): {error}", token.step)
+        return tr.finish()
+    if result.status == "skipped":
+        tr.emit(StepSkipped, **base)
+        tr.emit(StepExecuted, attempt=token.attempt, status="skipped", duration_ms=duration, **base)
+        tr.route(token.step)
+        return tr.finish()
+    tr.state.data.update(result.changes)
+    tr.emit(StepCompleted, attempt=token.attempt, output=result.output, duration_ms=duration, **base)
+    tr.emit(StepExecuted, attempt=token.attempt, status="succeeded", duration_ms=duration, **base)
+    if result.targets is not None and not _gateway_targets_valid(tr, token.step, result.targets):
+        return tr.finish()
+    tr.route(token.step, result.targets)
+    return tr.finish()
+
+
+def _record_outcome(tr: _Transition, token: Token, step_type: str, result: StepResult) -> None:
+    """The step records of an activation's outcome (inner steps of a group first) and its history line."""
+    state = tr.state
     new_records = tr.new_records
     for inner in result.inner:
         new_records.append(
             StepRecord(
-                id=new_id(),
+                id=tr.new_id(),
                 instance_id=state.id,
                 step_name=inner.step_name,
                 step_type=inner.step_type,
@@ -644,7 +483,7 @@ def _apply_step_result(
             step_type=step_type,
             status=status,
             attempt=token.attempt,
-            input_data=state.data,
+            input_data=tr.input_data,
             output_data=result.output,
             error=result.error,
             started_at=result.started_at,
@@ -654,34 +493,27 @@ def _apply_step_result(
         )
     )
     tr.remember(token.step, status, token.attempt)
-    if result.status == "failed":
-        error = result.error or "step failed"
-        tr.emit(StepFailed, error=error, attempt=token.attempt, retry_at=result.retry_at, **base)
-        if result.retry_at is not None:
-            tr.enter(token.step, attempt=token.attempt + 1, due_at=result.retry_at)
-        else:
-            tr.fail(f"step {token.step!r} failed after {token.attempt} attempt(s): {error}", token.step)
-        return tr.finish()
-    if result.status == "skipped":
-        tr.emit(StepSkipped, **base)
-    else:
-        if result.changes:
-            tr.state.data.update(result.changes)
-        if events:
-            duration = (result.finished_at - result.started_at).total_seconds() * 1000
-            tr.emit(StepCompleted, attempt=token.attempt, output=result.output, duration_ms=duration, **base)
-    targets = result.targets if result.status == "succeeded" else None
-    if targets is not None:
-        allowed = set(tr.graph.successors(token.step))
-        unknown = [t for t in targets if t not in allowed]
-        if unknown:
-            tr.fail(f"gateway {token.step!r} returned {unknown}, which it has no edge to", token.step)
-            return tr.finish()
-        if not targets:
-            tr.fail(f"gateway {token.step!r} chose no branch", token.step)
-            return tr.finish()
-    tr.route(token.step, targets)
-    return tr.finish()
+
+
+def _gateway_targets_valid(tr: _Transition, step: str, targets: list[str]) -> bool:
+    """Whether a gateway's choice names edges it has; fails the instance if not."""
+    allowed = set(tr.graph.successors(step))
+    unknown = [t for t in targets if t not in allowed]
+    if unknown:
+        tr.fail(f"gateway {step!r} returned {unknown}, which it has no edge to", step)
+        return False
+    if not targets:
+        tr.fail(f"gateway {step!r} chose no branch", step)
+        return False
+    return True
+
+
+def last_actor(state: InstanceState) -> str | None:
+    """Who acted last on the instance: the user who completed its latest human task, else its creator."""
+    for entry in reversed(state.history):
+        if entry.by is not None:
+            return entry.by
+    return state.created_by
 
 
 def resume_wait(
@@ -735,9 +567,10 @@ def resume_wait(
             data=changes,
         )
     tr.state.data.update(changes)
-    tr.remember(token.step, StepStatus.SUCCEEDED)
+    tr.remember(token.step, StepStatus.SUCCEEDED, by=completed_by)
     duration = (now - token.created_at).total_seconds() * 1000
     tr.emit(StepCompleted, step_name=token.step, step_type=kind, output=output, duration_ms=duration)
+    tr.emit(StepExecuted, step_name=token.step, step_type=kind, status="succeeded", duration_ms=duration)
     tr.route(token.step)
     return tr.finish()
 

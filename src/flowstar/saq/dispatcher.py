@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from saq.job import Job
 from saq.queue import Queue
 
+from flowstar.engine.activation import ActivationRun
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ports import ActivationRunner
 from flowstar.model.state import Token
+from flowstar.saq.jobrun import JobRun
 
 __all__ = ["JOB_FUNCTION", "JobOptions", "SAQDispatcher", "job_key"]
 
 JOB_FUNCTION = "flowstar.run_activation"
-
-
-# The instance whose next activation the running job may execute itself, and the kept token.
-_CHAIN: ContextVar[tuple[str, list[Token]] | None] = ContextVar("flowstar_saq_chain", default=None)
 
 
 def job_key(token_id: str) -> str:
@@ -65,12 +62,22 @@ class JobOptions:
 
 
 class SAQDispatcher:
-    """Enqueues activations as SAQ jobs; workers run them with ``run_activation``."""
+    """Enqueues activations as SAQ jobs; workers run them with ``run_activation``.
 
-    def __init__(self, queue: Queue, options: JobOptions | None = None, clock: Clock | None = None) -> None:
+    Args:
+        queue: the SAQ queue.
+        options: job options.
+        clock: the time source for due times.
+        max_chain: most activations one job executes back to back (see ``may_chain``).
+    """
+
+    def __init__(
+        self, queue: Queue, options: JobOptions | None = None, clock: Clock | None = None, *, max_chain: int = 20
+    ) -> None:
         self.queue = queue
         self.options = options or JobOptions()
         self.clock: Clock = clock or SystemClock()
+        self.max_chain = max_chain
         self.runner: ActivationRunner | None = None
 
     def bind(self, runner: ActivationRunner) -> None:
@@ -99,48 +106,23 @@ class SAQDispatcher:
         )
 
     async def dispatch(self, instance_id: str, tokens: Sequence[Token]) -> None:
-        """Enqueue one job per token (concurrently, for fan-outs).
-
-        Inside ``chaining(instance_id)`` the first activation that is due now is kept for
-        the running job to execute next instead (see ``SAQExecutionEngine.execute_job``).
-        """
-        chain = _CHAIN.get()
-        if chain is not None and chain[0] == instance_id and not chain[1]:
-            now = self.clock.now()
-            for index, token in enumerate(tokens):
-                if token.kind == "run" and (token.due_at is None or token.due_at <= now):
-                    chain[1].append(token)
-                    tokens = [*tokens[:index], *tokens[index + 1 :]]
-                    break
-        if not tokens:
-            return
+        """Enqueue one job per token (concurrently, for fan-outs)."""
         if len(tokens) == 1:
             await self.queue.enqueue(self.job_for(instance_id, tokens[0]))
             return
         await asyncio.gather(*(self.queue.enqueue(self.job_for(instance_id, t)) for t in tokens))
 
-    @contextmanager
-    def chaining(self, instance_id: str) -> Iterator[list[Token]]:
-        """Collect (at most) one due activation of ``instance_id`` dispatched in the block.
+    async def may_chain(self, run: ActivationRun, token: Token) -> bool:
+        """Whether the job of ``run`` executes ``token`` itself instead of enqueueing it.
 
-        The list it yields holds the kept token; the caller runs it or, if it does not,
-        must ``dispatch`` it outside the block so that it is not lost.
+        Only inside a job (never for a call from an API process), for at most ``max_chain``
+        steps per job and never past half its timeout, and only once the job holds the
+        activation's lease: SAQ's own handling of a job costs more than a short step, while
+        a fan-out's other branches are still enqueued and run on any worker.
         """
-        kept: list[Token] = []
-        reset = _CHAIN.set((instance_id, kept))
-        try:
-            yield kept
-        finally:
-            _CHAIN.reset(reset)
-
-    def may_chain(self, instance_id: str) -> bool:
-        """False: a job's own chaining (``chaining``) holds the lease and limits the run."""
-        return False
-
-    @asynccontextmanager
-    async def driving(self, instance_id: str) -> AsyncIterator[None]:
-        """Jobs run in workers: nothing runs in the caller's task."""
-        yield
+        if not isinstance(run, JobRun) or run.steps >= self.max_chain or time.monotonic() > run.deadline:
+            return False
+        return await run.take_lease(token.id)
 
     async def settled(self, instance_id: str) -> None:
         """Steps run in worker processes: nothing to wait for here."""

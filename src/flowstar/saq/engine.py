@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from flowstar.model.state import CommitPlan
 from flowstar.redis._cancel import raise_if_cancel_requested
 from flowstar.redis.stream_bus import RedisStreamEventBus
 from flowstar.saq.dispatcher import JobOptions, SAQDispatcher
+from flowstar.saq.jobrun import JobRun
 from flowstar.saq.lease import Lease, lease_key
 from flowstar.saq.reconciler import Reconciler
 from flowstar.saq.relay import OutboxRelay
@@ -54,7 +56,7 @@ class SAQExecutionEngine(Engine):
         run_reconciler: run the reconciler and outbox relay in this process (workers do;
             an API process may too).
         reconcile_interval, reconcile_grace: see ``Reconciler``.
-        max_chain: most activations one job executes back to back (see ``execute_job``).
+        max_chain: most activations one job executes back to back (see ``SAQDispatcher.may_chain``).
     """
 
     def __init__(
@@ -76,7 +78,7 @@ class SAQExecutionEngine(Engine):
         self.sql_store = coerce_store(persistence, outbox=event_bus is not None)
         if event_bus is not None:
             self.sql_store.outbox = True
-        self.saq_dispatcher = SAQDispatcher(queue, job_options, clock)
+        self.saq_dispatcher = SAQDispatcher(queue, job_options, clock, max_chain=max_chain)
         # Events are not emitted by the committing call: they go through the outbox, so that
         # a crash between commit and publication loses none.
         super().__init__(registry, self.sql_store, self.saq_dispatcher, clock=clock, wait_for_settle=False)
@@ -100,7 +102,6 @@ class SAQExecutionEngine(Engine):
             clock=clock,
         )
         self.run_reconciler = run_reconciler
-        self.max_chain = max_chain
         self._background: list[asyncio.Task[None]] = []
         self._pending_publishes: set[asyncio.Future[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -140,93 +141,82 @@ class SAQExecutionEngine(Engine):
     # -- running jobs -------------------------------------------------------------------
 
     async def execute_job(self, job: Job | None, instance_id: str, token_id: str) -> str:
-        """Run one activation delivered by SAQ, then the ones it chains; returns what happened.
+        """Run one activation delivered by SAQ, and the ones it chains; returns what happened.
 
-        When a committed step activates exactly one next step that is due now (a linear
-        run), this job executes it too instead of enqueueing a job for it: SAQ's own handling
-        of a job costs more than a short step.  At most ``max_chain`` steps run per job, and
-        never past half the job's timeout; a fan-out's other branches are enqueued as usual,
-        so they still run on any worker.  The chained step is committed before it runs, so
-        if this worker dies the reconciler re-dispatches it like any lost job.
+        The activation's lease guarantees one executor at a time; while steps run, the job's
+        heartbeat and the lease are renewed, so a long step is never swept as dead.  If the
+        lease is lost anyway (Redis lost its data, or this process stalled longer than the
+        lease) and another worker has taken it, this run is cancelled: its outcome could not
+        commit, and the step must not run twice at the same time.  A chained activation
+        this job could not finish (shutdown, an error) is handed back to the queue.
         """
-        started = time.monotonic()
-        budget = self.saq_dispatcher.options.timeout / 2 if self.saq_dispatcher.options.timeout else float("inf")
-        outcome = "ran"
-        current = token_id
-        for _ in range(self.max_chain):
-            with self.saq_dispatcher.chaining(instance_id) as kept:
-                try:
-                    result = await self._run_leased(job, instance_id, current)
-                except BaseException:
-                    # Cancelled (shutdown) after committing: hand the next step back to the
-                    # queue now rather than leave it to the reconciler.
-                    if kept:
-                        await asyncio.shield(self.saq_dispatcher.dispatch(instance_id, kept))
-                    raise
-            if current == token_id:
-                outcome = result
-            if not kept:
-                break
-            if result != "ran" or time.monotonic() - started > budget:
-                await self.saq_dispatcher.dispatch(instance_id, kept)
-                break
-            current = kept[0].id
-        else:
-            if kept:
-                await self.saq_dispatcher.dispatch(instance_id, kept)
-        return outcome
-
-    async def _run_leased(self, job: Job | None, instance_id: str, token_id: str) -> str:
-        """Run one activation under its lease.
-
-        The activation's lease guarantees one executor at a time; while the step runs the
-        job's heartbeat and the lease are renewed, so a long step is never swept as dead.
-        If the lease is lost anyway (Redis lost its data, or this process stalled longer
-        than the lease) and another worker has taken it, this run is cancelled: its outcome
-        could not commit, and the step must not run twice at the same time.
-        """
-        heartbeat = self.saq_dispatcher.options.heartbeat
-        lease = Lease(
-            self.redis,
-            lease_key(self.key_prefix, token_id),
-            owner=f"{self.worker_id}:{job.attempts if job else 0}:{uuid.uuid4().hex[:8]}",
-            ttl_ms=heartbeat * 1000,
+        options = self.saq_dispatcher.options
+        run = JobRun(
+            instance_id,
+            job=job,
+            make_lease=self._lease_maker(job),
+            deadline=(time.monotonic() + options.timeout / 2) if options.timeout else math.inf,
         )
-        if not await lease.acquire():
+        if not await run.take_lease(token_id):
             log.info("activation is running elsewhere", instance_id=instance_id, token_id=token_id)
             return "leased-elsewhere"
-        run = asyncio.ensure_future(self.run_activation(instance_id, token_id))
-        beat = asyncio.create_task(self._beat(job, lease, heartbeat / 3, run))
+        task = asyncio.ensure_future(self.run_activation(instance_id, token_id, run))
+        beat = asyncio.create_task(self._beat(run, options.heartbeat / 3, task))
+        outcome = "unfinished"
         try:
-            await run
+            await task
+            outcome = "ran"
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if beat.done() and not beat.cancelled() and beat.result() and not (current and current.cancelling()):
                 log.warning("lease lost to another worker; run cancelled", instance_id=instance_id, token_id=token_id)
-                return "lease-lost"
+                outcome = "lease-lost"
+                return outcome
             raise
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
-            if not run.done():  # this job was cancelled (SAQ timeout, shutdown)
-                run.cancel()
-                await asyncio.gather(run, return_exceptions=True)
-            await lease.release()
-        return "ran"
+            if not task.done():  # this job was cancelled (SAQ timeout, shutdown)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await run.release()
+            if outcome == "unfinished":
+                await asyncio.shield(self._hand_back(run, token_id))
+        return outcome
 
-    async def _beat(self, job: Job | None, lease: Lease, every: float, run: asyncio.Future[None]) -> bool:
-        """Renew the lease and the job's heartbeat until cancelled; True if the lease was lost."""
+    def _lease_maker(self, job: Job | None) -> Callable[[str], Lease]:
+        owner = f"{self.worker_id}:{job.attempts if job else 0}:{uuid.uuid4().hex[:8]}"
+        ttl_ms = self.saq_dispatcher.options.heartbeat * 1000
+
+        def make(token_id: str) -> Lease:
+            return Lease(self.redis, lease_key(self.key_prefix, token_id), owner=owner, ttl_ms=ttl_ms)
+
+        return make
+
+    async def _hand_back(self, run: JobRun, token_id: str) -> None:
+        """Enqueue the chained activation a job stopped in (its own one SAQ retries)."""
+        current = run.current
+        if current is None or current.id == token_id:
+            return
+        try:
+            await self.saq_dispatcher.dispatch(run.instance_id, [current])
+        except Exception:  # the reconciler finds it
+            log.warning("could not hand back a chained activation", instance_id=run.instance_id, token_id=current.id)
+
+    async def _beat(self, run: JobRun, every: float, task: asyncio.Future[None]) -> bool:
+        """Renew the current lease and the job's heartbeat until cancelled; True if the lease was lost."""
         while True:
             await asyncio.sleep(every)
+            lease = run.lease
             try:
                 # A lease that expired or vanished is taken again if nobody else took it.
-                if not await lease.extend() and not await lease.acquire():
-                    run.cancel()
+                if lease is not None and not await lease.extend() and not await lease.acquire():
+                    task.cancel()
                     return True
-                if job is not None:
-                    await job.update()
+                if run.job is not None:
+                    await run.job.update()
             except Exception as exc:  # Redis unreachable for a moment: keep the step, try again
-                log.warning("heartbeat failed", key=lease.key, error=repr(exc))
+                log.warning("heartbeat failed", key=lease.key if lease else None, error=repr(exc))
 
     # -- status notifications -----------------------------------------------------------
 

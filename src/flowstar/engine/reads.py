@@ -1,0 +1,178 @@
+"""The engine's read side: instances, tasks, history, and waiting for a status.
+
+Kept apart from ``core.py``, which holds the one write path; everything here only reads the
+store (and the commits this process makes, to wake waiters early).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from flowstar.engine.ports import Store
+from flowstar.engine.runner import describe_error
+from flowstar.engine.views import WorkflowInstance, instance_view
+from flowstar.model.context import WorkflowContext
+from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
+from flowstar.model.errors import InstanceNotFoundError, StepExecutionError, TaskNotFoundError
+from flowstar.model.state import HumanTask, InstanceState, StepRecord
+from flowstar.model.steps import Step
+
+__all__ = ["EngineReads"]
+
+
+class EngineReads:
+    """Read calls of ``Engine`` (its base class)."""
+
+    store: Store
+
+    def __init__(self) -> None:
+        self._watchers: dict[str, list[tuple[frozenset[WorkflowStatus], asyncio.Future[None]]]] = {}
+
+    async def _load(self, instance_id: str) -> InstanceState:
+        # Calls from outside (API, other processes' work) must see the latest commit, not a
+        # state this process cached when it last committed.
+        self.store.forget(instance_id)
+        try:
+            state = await self.store.load_instance(instance_id)
+        except ValueError as exc:  # a malformed id
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}") from exc
+        if state is None:
+            raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
+        return state
+
+    async def get_instance(self, instance_id: UUID | str) -> WorkflowInstance:
+        """The instance's current state.
+
+        Raises:
+            InstanceNotFoundError: (a ``KeyError``) no such instance.
+        """
+        return instance_view(await self._load(str(instance_id)))
+
+    async def get_task(self, task_id: UUID | str) -> HumanTask:
+        """One task by id.
+
+        Raises:
+            TaskNotFoundError: unknown id.
+        """
+        try:
+            task = await self.store.get_task(str(task_id))
+        except ValueError:  # a malformed id
+            task = None
+        if task is None:
+            raise TaskNotFoundError(f"no task with id {task_id}")
+        return task
+
+    async def get_tasks(
+        self,
+        *,
+        instance_id: UUID | str | None = None,
+        status: TaskStatus | None = TaskStatus.PENDING,
+        assignee_id: str | None = None,
+        assignee_group: str | None = None,
+        tenant_id: str | None = None,
+    ) -> list[HumanTask]:
+        """Tasks matching the filters (pending ones by default)."""
+        return await self.store.find_tasks(
+            instance_id=str(instance_id) if instance_id is not None else None,
+            status=status,
+            assignee_id=assignee_id,
+            assignee_group=assignee_group,
+            tenant_id=tenant_id,
+        )
+
+    async def get_history(self, instance_id: UUID | str) -> list[StepRecord]:
+        """Every step execution of the instance, in order."""
+        return await self.store.step_records(str(instance_id))
+
+    async def list_instances(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
+        tenant_id: str | None = None,
+        created_by: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[WorkflowInstance], int]:
+        """A page of instances and the total count."""
+        states, total = await self.store.find_instances(
+            workflow_name=workflow_name,
+            status=status,
+            tenant_id=tenant_id,
+            created_by=created_by,
+            limit=limit,
+            offset=offset,
+        )
+        return [instance_view(s) for s in states], total
+
+    async def execute_step(self, step: Step, context: WorkflowContext, previous_result: Any = None) -> Any:
+        """Run one step outside any workflow (guards and hooks included).
+
+        Raises:
+            StepExecutionError: the step raised; the original error is its ``__cause__``.
+        """
+        if not await step.can_execute(context):
+            return previous_result
+        try:
+            result = await step.execute(context)
+        except Exception as exc:
+            await step.on_failure(context, exc)
+            raise StepExecutionError(f"step {step.name!r} failed: {describe_error(exc)}") from exc
+        await step.on_success(context, result)
+        return result
+
+    async def wait_for_status(
+        self,
+        instance_id: UUID | str,
+        statuses: WorkflowStatus | Iterable[WorkflowStatus] = TERMINAL_WORKFLOW_STATUSES,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - part of the public helper's signature
+        poll_interval: float = 0.5,
+    ) -> WorkflowInstance:
+        """Return the instance once it reaches one of ``statuses``.
+
+        Commits made by this engine wake the waiter at once; commits made by other
+        processes are noticed within ``poll_interval``.
+
+        Raises:
+            TimeoutError: the status was not reached within ``timeout`` seconds.
+        """
+        iid = str(instance_id)
+        wanted = frozenset([statuses] if isinstance(statuses, WorkflowStatus) else statuses)
+        await self._watching()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (wanted, future)
+        self._watchers.setdefault(iid, []).append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    state = await self._load(iid)
+                    if state.status in wanted:
+                        return instance_view(state)
+                    try:
+                        await asyncio.wait_for(asyncio.shield(future), poll_interval)
+                    except TimeoutError:
+                        continue
+        except TimeoutError:
+            state = await self._load(iid)
+            raise TimeoutError(
+                f"instance {iid} is {state.status.value}, not {sorted(s.value for s in wanted)}, after {timeout}s"
+            ) from None
+        finally:
+            watchers = self._watchers.get(iid, [])
+            if entry in watchers:
+                watchers.remove(entry)
+            if not watchers:
+                self._watchers.pop(iid, None)
+
+    async def _watching(self) -> None:
+        """Hook for engines that learn about other processes' commits (SAQ: pub/sub)."""
+
+    def _notify_status(self, instance_id: str, status: WorkflowStatus) -> None:
+        """Wake the waiters of ``instance_id`` that wait for ``status``."""
+        for wanted, future in self._watchers.get(instance_id, ()):
+            if status in wanted and not future.done():
+                future.set_result(None)
