@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from flowstar import (
     BaseMachineStep,
     Edge,
     ParallelGroup,
     SequentialGroup,
     StepStatus,
+    ValidationError,
     WorkflowContext,
     WorkflowDefinition,
     WorkflowStatus,
@@ -75,8 +78,9 @@ def test_a_group_can_be_keyed_by_any_name() -> None:
     assert group.name == "validation"
     named = ParallelGroup(ValidateFormat(), name="checks")
     assert named.name == "checks"
-    mismatch = WorkflowDefinition(name="w", steps={"other": named}, initial_step="other", terminal_steps={"other"})
-    assert mismatch.validate() == ["step key 'other' does not match the step's name 'checks'"]
+    with pytest.raises(ValidationError) as info:
+        WorkflowDefinition(name="w", steps={"other": named}, initial_step="other", terminal_steps={"other"})
+    assert info.value.errors == ["step key 'other' does not match the step's name 'checks'"]
 
 
 async def test_parallel_group_runs_concurrently_then_callback_sees_merged_writes(make_engine: Any) -> None:

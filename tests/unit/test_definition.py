@@ -37,7 +37,17 @@ class Review(BaseHumanStep):
     form_schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
 
 
-# -- validate() -------------------------------------------------------------------------
+# -- validation ---------------------------------------------------------------------------
+
+
+def _refused(**fields: Any) -> list[str]:
+    """The problems a definition built from ``fields`` is refused with."""
+    with pytest.raises(ValidationError) as info:
+        WorkflowDefinition(**fields)
+    assert str(info.value).startswith(f"workflow {fields.get('name')!r} {fields.get('version', '1.0.0')} is invalid: ")
+    for error in info.value.errors:
+        assert error in str(info.value)
+    return info.value.errors
 
 
 def test_a_valid_definition_has_no_problems() -> None:
@@ -52,15 +62,15 @@ def test_a_valid_definition_has_no_problems() -> None:
     assert definition.validate() == []
 
 
-def _broken_definition() -> WorkflowDefinition:
+def _broken_fields() -> dict[str, Any]:
     class Router(BaseGateway):
         async def evaluate(self, context: WorkflowContext) -> str:
             return "a"
 
-    return WorkflowDefinition(
-        name="broken",
-        version="1.0",
-        steps={
+    return {
+        "name": "broken",
+        "version": "1.0",
+        "steps": {
             "start": Set("start"),
             "a": Set("a"),
             "end": Set("end"),
@@ -71,7 +81,7 @@ def _broken_definition() -> WorkflowDefinition:
             "form": BaseHumanStep("form", form_schema={"type": "no-such-type"}),
             "gw": ExclusiveGateway("gw", [("context.get('x') == 1", "a")], default="ghost_target"),
         },
-        edges=[
+        "edges": [
             Edge("start", "a"),
             Edge("start", "a"),
             Edge("a", "end"),
@@ -88,16 +98,15 @@ def _broken_definition() -> WorkflowDefinition:
             Edge("start", "gw"),
             Edge("gw", "a"),
         ],
-        initial_step="nowhere",
-        terminal_steps={"end", "ghost"},
-    )
+        "initial_step": "nowhere",
+        "terminal_steps": {"end", "ghost"},
+    }
 
 
-def test_validate_reports_every_problem_at_once() -> None:
-    problems = _broken_definition().validate()
+def test_construction_reports_every_structural_problem_at_once() -> None:
+    problems = _refused(**_broken_fields())
     expected = [
         "step key 'mismatch' does not match the step's name 'other_name'",
-        "version '1.0' is not a semantic version (MAJOR.MINOR.PATCH)",
         "step 'form': invalid form_schema:",
         "edge 'a' -> 'missing_target': unknown target step 'missing_target'",
         "edge 'missing_source' -> 'end': unknown source step 'missing_source'",
@@ -115,39 +124,33 @@ def test_validate_reports_every_problem_at_once() -> None:
     assert len(problems) == len(expected)
 
 
-def test_validate_reports_unreachable_steps_and_missing_initial_step() -> None:
-    reachable = WorkflowDefinition(
+def test_unreachable_steps_and_a_missing_initial_step_are_refused() -> None:
+    assert _refused(
         name="w",
         steps={"a": Set("a"), "b": Set("b"), "island": Set("island"), "island2": Set("island2")},
         edges=[Edge("a", "b"), Edge("island", "island2")],
         initial_step="a",
         terminal_steps={"b", "island2"},
-    )
-    assert reachable.validate() == [
+    ) == [
         "step 'island' is unreachable from initial step 'a'",
         "step 'island2' is unreachable from initial step 'a'",
     ]
-    no_initial = WorkflowDefinition(name="w", steps={"a": Set("a")}, terminal_steps={"a"})
-    assert no_initial.validate() == ["initial_step is not set"]
+    assert _refused(name="w", steps={"a": Set("a")}, terminal_steps={"a"}) == ["initial_step is not set"]
 
 
-def test_validate_reports_empty_and_structural_problems() -> None:
-    empty = WorkflowDefinition(name="", version="v1")
-    assert empty.validate() == [
-        "workflow name is empty",
-        "version 'v1' is not a semantic version (MAJOR.MINOR.PATCH)",
+def test_empty_and_looping_definitions_are_refused() -> None:
+    assert _refused(name="w") == [
         "workflow has no steps",
         "initial_step is not set",
         "terminal_steps is empty: the workflow could never complete",
     ]
-    looped = WorkflowDefinition(
+    problems = _refused(
         name="w",
         steps={"a": Set("a"), "b": Set("b"), "end": Set("end")},
         edges=[Edge("a", "b"), Edge("b", "b"), Edge("b", "a")],
         initial_step="a",
         terminal_steps={"end"},
     )
-    problems = looped.validate()
     assert "edge 'b' -> 'b' loops onto itself" in problems
     assert "step 'end' is unreachable from initial step 'a'" in problems
     assert "no terminal step is reachable from the initial step" in problems
@@ -166,11 +169,11 @@ def test_validate_reports_empty_and_structural_problems() -> None:
     ],
 )
 def test_step_problems_are_reported(step: Any, message: str | None) -> None:
-    definition = WorkflowDefinition(name="w", steps={"t": step}, initial_step="t", terminal_steps={"t"})
-    problems = definition.validate()
+    fields: dict[str, Any] = {"name": "w", "steps": {"t": step}, "initial_step": "t", "terminal_steps": {"t"}}
     if message is None:
-        assert problems == []
+        assert WorkflowDefinition(**fields).validate() == []
     else:
+        problems = _refused(**fields)
         assert len(problems) == 1
         assert problems[0].startswith(message)
 
@@ -178,26 +181,36 @@ def test_step_problems_are_reported(step: Any, message: str | None) -> None:
 def test_non_positive_timeout_is_a_problem() -> None:
     step = Set("t")
     step.timeout = 0
-    definition = WorkflowDefinition(name="w", steps={"t": step}, initial_step="t", terminal_steps={"t"})
-    assert definition.validate() == ["step 't': timeout must be positive"]
+    assert _refused(name="w", steps={"t": step}, initial_step="t", terminal_steps={"t"}) == [
+        "step 't': timeout must be positive"
+    ]
 
 
-def test_register_definition_raises_with_every_error() -> None:
-    definition = _broken_definition()
-    with pytest.raises(ValidationError) as info:
-        WorkflowRegistry().register_definition(definition)
-    assert info.value.errors == definition.validate()
-    assert len(info.value.errors) == 13
-    assert str(info.value).startswith("workflow 'broken' 1.0 is invalid: ")
-    for error in info.value.errors:
-        assert error in str(info.value)
-
-
-def test_a_failed_registration_registers_nothing() -> None:
+def test_name_and_version_are_checked_at_registration() -> None:
+    definition = linear("", Set("a"), version="1.0")
+    assert definition.validate() == [
+        "workflow name is empty",
+        "version '1.0' is not a semantic version (MAJOR.MINOR.PATCH)",
+    ]
     registry = WorkflowRegistry()
-    with pytest.raises(ValidationError):
-        registry.register_definition(_broken_definition())
-    assert not registry.has_definition("broken")
+    with pytest.raises(ValidationError) as info:
+        registry.register_definition(definition)
+    assert info.value.errors == definition.validate()
+    assert str(info.value).startswith("workflow '' 1.0 is invalid: ")
+    assert registry.list_definitions() == []
+
+
+def test_a_definition_broken_after_construction_is_refused_at_registration() -> None:
+    definition = linear("w", Set("a"), Set("b"))
+    definition.edges.append(Edge("b", "ghost"))
+    registry = WorkflowRegistry()
+    with pytest.raises(ValidationError) as info:
+        registry.register_definition(definition)
+    assert info.value.errors == [
+        "edge 'b' -> 'ghost': unknown target step 'ghost'",
+        "terminal step 'b' has outgoing edges",
+    ]
+    assert not registry.has_definition("w")
     assert registry.list_definitions() == []
 
 
@@ -265,8 +278,9 @@ def test_subclass_of_a_named_step_inherits_the_name() -> None:
 
     child = Child()
     assert child.name == "base_step"
-    definition = WorkflowDefinition(name="w", steps={"other": child}, initial_step="other", terminal_steps={"other"})
-    assert definition.validate() == ["step key 'other' does not match the step's name 'base_step'"]
+    assert _refused(name="w", steps={"other": child}, initial_step="other", terminal_steps={"other"}) == [
+        "step key 'other' does not match the step's name 'base_step'"
+    ]
 
 
 def test_unnamed_step_takes_its_key_in_the_definition() -> None:

@@ -1,85 +1,320 @@
-"""The execution context a step reads and writes.
+"""The execution context a step reads and writes, and the JSON rule for the data it holds.
 
 Writes are recorded as a diff so that parallel branches, each running on its own copy of the
 context, can be merged into the instance's data when their outcomes are committed.
+
+Context data is JSON data, the same on every engine: ``json_data`` is the one gate every value
+passes (``context.set``, start data, form data, webhook payloads, step results).  It refuses
+what a JSON column would silently change (NaN and infinities, bytes, sets, non-string keys,
+arbitrary objects) and converts, at once, what has one JSON spelling (tuples to lists,
+datetimes and UUIDs to strings, structs and dataclasses to objects).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import dataclasses
+import datetime as _dt
+import enum
+import math
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
 
 import msgspec
 
 from flowstar.model.enums import StepStatus
-from flowstar.model.errors import ContextSerializationError
+from flowstar.model.errors import ContextSerializationError, ValidationError
 
-__all__ = ["StepExecution", "WorkflowContext", "step_context", "to_json_value"]
+if TYPE_CHECKING:
+    from flowstar.model.state import HistoryEntry
+
+__all__ = [
+    "MAX_DEPTH",
+    "StepExecution",
+    "WorkflowContext",
+    "json_data",
+    "json_object",
+    "step_context",
+    "to_json_value",
+]
+
+MAX_DEPTH = 128
+"""How deep one value may nest lists and objects (serde_json's default recursion limit).
+
+A deeper value is refused with ``ValidationError`` before any encoder recurses into it.
+"""
 
 _MISSING: Any = object()
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
+_UTC = _dt.UTC
+# Every container level takes at least two bytes of JSON ("[" and "]"), so an encoding shorter
+# than this cannot nest deeper than MAX_DEPTH + 1 levels (a mapping's values: MAX_DEPTH).
+_DEPTH_SAFE_BYTES = 2 * (MAX_DEPTH + 1)
+_SCALARS = (str, int, bool)
+# Integers of any size are JSON numbers every store keeps exactly; only Python's own limit on
+# converting them to text (4300 digits) stops one.  Below this bound the fast paths need no
+# encoding to know it is fine.
+_INT_BOUND = 1 << 13_000
+# Types with exactly one JSON spelling, which msgspec's encoder gives them.
+_ONE_SPELLING = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, UUID, Decimal)
+
+
+class _Refused(Exception):
+    """Internal: why and where a value is not JSON data (turned into the public error)."""
+
+    def __init__(self, detail: str, path: str, *, depth: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.path = path
+        self.depth = depth
+
+
+def json_data(value: Any, what: str = "value") -> Any:
+    """Return ``value`` as JSON data, exactly as every store will hand it back later.
+
+    Plain JSON (``dict`` with ``str`` keys, ``list``, ``str``, ``int``, finite ``float``,
+    ``bool``, ``None``) comes back as an equal copy; tuples become lists; datetimes, dates,
+    times, timedeltas, UUIDs and decimals become their ISO/text form; enums their value;
+    msgspec Structs and dataclasses objects.
+
+    Args:
+        value: the value to store.
+        what: how error messages name the value, e.g. ``"context value for 'total'"``.
+
+    Raises:
+        ContextSerializationError: NaN or an infinity, bytes, a set, a non-string key, an
+            integer of more than 4300 digits or any other object with no JSON form (the
+            message names ``what`` and the path inside it).
+        ValidationError: the value nests deeper than ``MAX_DEPTH`` levels.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if -_INT_BOUND < value < _INT_BOUND:
+            return value
+    elif kind is float and value - value == 0.0:  # finite (NaN and infinities give NaN)
+        return value
+    return _converted(value, what)
+
+
+def _converted(value: Any, what: str) -> Any:
+    """``json_data`` past its scalar fast path."""
+    same = _unchanged(value, _DEPTH_SAFE_BYTES)
+    return same[1] if same is not None else _strict(value, what)
+
+
+def _unchanged(value: Any, limit: int) -> tuple[bytes, Any] | None:
+    """``value``'s encoding and its decoded copy, if the copy is equal and shorter than ``limit``.
+
+    A short encoding cannot hide a deep value, and equal after the round trip means nothing
+    was changed on the way (NaN became None, bytes a base64 string, a set a list are all
+    unequal).  The length is checked first: comparing deep values recurses.
+    """
+    try:
+        encoded = _encode(value)
+        decoded = _decode(encoded)
+    except (TypeError, ValueError, msgspec.EncodeError, RecursionError):
+        return None
+    return (encoded, decoded) if len(encoded) < limit and decoded == value else None
+
+
+def _strict(value: Any, what: str) -> Any:
+    try:
+        _check(value, "", 1)
+    except _Refused as refused:
+        where = f" at {_shortened(refused.path)}" if refused.path else ""
+        if refused.depth:
+            raise ValidationError(f"{what} {refused.detail}{where}") from None
+        raise ContextSerializationError(
+            f"{what} is not JSON-serializable ({type(value).__name__}): {refused.detail}{where}"
+        ) from None
+    try:
+        return _decode(_encode(value))
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:  # e.g. an enum whose value has no JSON form
+        raise ContextSerializationError(f"{what} is not JSON-serializable ({type(value).__name__}): {exc}") from exc
+
+
+def _shortened(path: str, keep: int = 30) -> str:
+    # A path into a deep value runs to hundreds of characters: its ends say where it is.
+    return path if len(path) <= 2 * keep + 3 else f"{path[:keep]}...{path[-keep:]}"
+
+
+def _check(value: Any, path: str, depth: int) -> None:
+    """Raise ``_Refused`` unless ``value`` has exactly one JSON form; recursion bounded by depth."""
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):  # (one too long for text fails its encoding below)
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Refused(f"{value!r} is not a JSON number", path)
+        return
+    if isinstance(value, (dict, list, tuple, msgspec.Struct)) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    ):
+        if depth > MAX_DEPTH:
+            raise _Refused(f"nests deeper than {MAX_DEPTH} levels", path, depth=True)
+        for key, item in _members(value, path):
+            _check(item, f"{path}[{key!r}]", depth + 1)
+        return
+    if isinstance(value, enum.Enum):
+        _check(value.value, path, depth)
+        return
+    if isinstance(value, _ONE_SPELLING):
+        return
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise _Refused("bytes have no JSON form (encode them yourself, e.g. as base64 text)", path)
+    if isinstance(value, (set, frozenset)):
+        raise _Refused("a set has no JSON form (store a sorted list)", path)
+    raise _Refused(f"{type(value).__name__} has no JSON form", path)
+
+
+def _members(value: Any, path: str) -> Sequence[tuple[Any, Any]]:
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise _Refused(f"object keys must be strings, got {key!r}", path)
+        return list(value.items())
+    if isinstance(value, (list, tuple)):
+        return list(enumerate(value))
+    if isinstance(value, msgspec.Struct):
+        return [(name, getattr(value, name)) for name in value.__struct_fields__]
+    return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+
+
+def json_object(payload: Any, what: str, max_bytes: int | None = None) -> dict[str, Any]:
+    """Check a mapping entering through the API (start data, form data, a webhook payload).
+
+    Args:
+        payload: the mapping; each value must pass ``json_data``.
+        what: how error messages name it, e.g. ``"form data"``.
+        max_bytes: the largest JSON encoding accepted (``None`` or 0: no limit).
+
+    Returns:
+        A new dict of JSON data.
+
+    Raises:
+        ValidationError: ``payload`` is not a mapping, nests too deep, or is larger than
+            ``max_bytes`` once encoded.
+        ContextSerializationError: a key is not a string or a value is not JSON data (the
+            message names the key).
+    """
+    if type(payload) is not dict and not isinstance(payload, Mapping):  # (an ABC check is slow)
+        raise ValidationError(f"{what} must be a JSON object, got {type(payload).__name__}")
+    for key in payload:
+        if not isinstance(key, str):
+            raise ContextSerializationError(f"{what}: keys must be strings, got {key!r}")
+    if not payload:
+        return {}
+    data = payload if type(payload) is dict else dict(payload)
+    # The object itself is one level more than each of its values may have.
+    same = _unchanged(data, _DEPTH_SAFE_BYTES + 2)
+    if same is not None:
+        encoded, converted = same[0], cast("dict[str, Any]", same[1])
+    else:
+        converted = {key: json_data(value, f"{what} {key!r}") for key, value in data.items()}
+        encoded = _encode(converted)
+    if max_bytes and len(encoded) > max_bytes:
+        raise ValidationError(f"{what} is {len(encoded)} bytes; the limit is {max_bytes}")
+    return converted
 
 
 def to_json_value(key: str, value: Any) -> Any:
-    """Return ``value`` as plain JSON data, or raise ``ContextSerializationError``.
-
-    Values are normalised when they are set (datetimes and UUIDs become strings, structs and
-    dataclasses become dicts) so that a step sees the same types whether the instance lives in
-    memory or was reloaded from a database.
-    """
-    try:
-        # A JSON round trip yields exactly what a database-backed store hands back later
-        # (tuples and sets become lists, NaN becomes null), which to_builtins does not.
-        return msgspec.json.decode(msgspec.json.encode(value))
-    except (TypeError, msgspec.EncodeError, ValueError) as exc:
-        raise ContextSerializationError(
-            f"context value for {key!r} is not JSON-serializable ({type(value).__name__}): {exc}"
-        ) from exc
+    """``json_data(value, f"context value for {key!r}")``: the value as stored under ``key``."""
+    return json_data(value, f"context value for {key!r}")
 
 
-@dataclass(slots=True)
+@dataclasses.dataclass(slots=True)
 class StepExecution:
     """A finished (or waiting) execution of one step, as shown in ``step_history``."""
 
     step_name: str
     status: StepStatus
     attempt: int = 1
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    started_at: _dt.datetime | None = None
+    completed_at: _dt.datetime | None = None
     error: str | None = None
 
 
 _EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
 _new_object = object.__new__
+_STEP_STATUS: dict[str, StepStatus] = {status.value: status for status in StepStatus}
 
 
-@dataclass(init=False, slots=True)
+def history_executions(entries: Sequence[HistoryEntry]) -> list[StepExecution]:
+    """``step_history`` from an instance's history lines (oldest first)."""
+    return [
+        StepExecution(h.step, _STEP_STATUS.get(h.status) or StepStatus(h.status), h.attempt, None, h.at)
+        for h in entries
+    ]
+
+
+# Names ``context.get`` answers from the instance when the data has no such key, as the
+# reference documents' notification steps expect.
+_RESERVED: dict[str, Callable[[WorkflowContext], Any]] = {
+    "_workflow_name": lambda c: c.workflow_name,
+    "_instance_id": lambda c: str(c.instance_id),
+    "_current_step": lambda c: c.current_step,
+    "_tenant_id": lambda c: c.tenant_id,
+    "_user_id": lambda c: c.user_id,
+}
+
+
 class WorkflowContext:
     """Execution context passed between steps.
 
     ``data`` is the mutable workflow data; ``metadata`` is read-only.  Every ``set`` is also
     recorded in ``changes`` so the engine can commit exactly what the step wrote.
+
+    Attributes:
+        workflow_id: UUID of the workflow definition (derived from its name and version).
+        instance_id: UUID of this instance.
+        data: the workflow data (JSON values only).
+        metadata: read-only metadata of the instance.
+        current_step: the step being run.
+        step_history: the step executions finished so far, oldest first (at most the last
+            ``HISTORY_LIMIT``): name, status and attempt of each.
+        started_at: when the instance started.
+        user_id: who acts: the user who completed the human task this step follows, else
+            the user who started the instance.
+        tenant_id: the instance's tenant.
+        workflow_name: the definition's name.
+        changes: what this step wrote, by key.
     """
+
+    __slots__ = (
+        "_history",
+        "_history_entries",
+        "changes",
+        "current_step",
+        "data",
+        "instance_id",
+        "metadata",
+        "started_at",
+        "tenant_id",
+        "user_id",
+        "workflow_id",
+        "workflow_name",
+    )
 
     workflow_id: UUID
     instance_id: UUID
     data: dict[str, Any]
     metadata: Mapping[str, Any]
     current_step: str
-    step_history: list[StepExecution]
-    started_at: datetime
+    started_at: _dt.datetime
     user_id: str | None
     tenant_id: str | None
-    changes: dict[str, Any] = field(repr=False)
+    workflow_name: str | None
+    changes: dict[str, Any]
+    _history: list[StepExecution] | None
+    _history_entries: Sequence[HistoryEntry]
 
-    # Written out rather than generated: the engine builds one context per step, and the
-    # generated ``__init__`` would call default factories and ``__post_init__`` each time.
-    def __init__(  # noqa: PLR0917 - the documented dataclass fields, in order
+    def __init__(  # noqa: PLR0917 - the documented fields, in the reference API's order
         self,
         workflow_id: UUID | None = None,
         instance_id: UUID | None = None,
@@ -87,40 +322,75 @@ class WorkflowContext:
         metadata: Mapping[str, Any] | None = None,
         current_step: str = "",
         step_history: list[StepExecution] | None = None,
-        started_at: datetime | None = None,
+        started_at: _dt.datetime | None = None,
         user_id: str | None = None,
         tenant_id: str | None = None,
         changes: dict[str, Any] | None = None,
+        *,
+        workflow_name: str | None = None,
     ) -> None:
         self.workflow_id = workflow_id if workflow_id is not None else uuid4()
         self.instance_id = instance_id if instance_id is not None else uuid4()
         self.data = data if data is not None else {}
         self.metadata = MappingProxyType(dict(metadata)) if metadata else _EMPTY_METADATA
         self.current_step = current_step
-        self.step_history = step_history if step_history is not None else []
-        self.started_at = started_at if started_at is not None else datetime.now(UTC)
+        self._history = step_history if step_history is not None else []
+        self._history_entries = ()
+        self.started_at = started_at if started_at is not None else _dt.datetime.now(_UTC)
         self.user_id = user_id
         self.tenant_id = tenant_id
+        self.workflow_name = workflow_name
         self.changes = changes if changes is not None else {}
 
+    @property
+    def step_history(self) -> list[StepExecution]:
+        """The step executions finished so far, oldest first."""
+        history = self._history
+        if history is None:
+            # Built on first use: most steps never look, and the engine makes one context per step.
+            history = self._history = history_executions(self._history_entries)
+        return history
+
+    @step_history.setter
+    def step_history(self, value: list[StepExecution]) -> None:
+        self._history = value
+
     def get(self, key: str, default: Any = None) -> Any:
-        """Return ``data[key]``, or ``default`` when the key is absent."""
-        return self.data.get(key, default)
+        """Return ``data[key]``, or ``default`` when the key is absent.
+
+        ``"_workflow_name"``, ``"_instance_id"`` (as a string), ``"_current_step"``,
+        ``"_tenant_id"`` and ``"_user_id"`` read the instance's own values unless the data
+        holds such a key.
+        """
+        value = self.data.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        reserved = _RESERVED.get(key) if type(key) is str and key[:1] == "_" else None
+        return default if reserved is None else reserved(self)
 
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key``.
+        """Store ``value`` under ``key``, as JSON data (see ``json_data``).
 
         Raises:
-            ContextSerializationError: the key is not a string or the value cannot be stored
-                as JSON. Nothing is written in that case.
+            ContextSerializationError: the key is not a string or the value is not JSON data
+                (NaN, bytes, a set, ...). Nothing is written in that case.
+            ValidationError: the value nests deeper than ``MAX_DEPTH``.
         """
-        if not isinstance(key, str):
+        if type(key) is not str and not isinstance(key, str):
             raise ContextSerializationError(f"context keys must be strings, got {key!r}")
-        try:
-            # ``to_json_value`` inlined: steps call ``set`` in their innermost loops.
-            stored = _decode(_encode(value))
-        except (TypeError, msgspec.EncodeError, ValueError):
-            stored = to_json_value(key, value)  # raises the error that names the key
+        # json_data's scalar fast path, inlined: steps call ``set`` in their innermost loops.
+        kind = type(value)
+        if (
+            kind is str
+            or kind is bool
+            or value is None
+            or (kind is int and -_INT_BOUND < value < _INT_BOUND)
+            or (kind is float and value - value == 0.0)
+        ):
+            stored = value
+        else:
+            same = _unchanged(value, _DEPTH_SAFE_BYTES)
+            stored = same[1] if same is not None else _strict(value, f"context value for {key!r}")
         self.data[key] = stored
         self.changes[key] = stored
 
@@ -129,22 +399,52 @@ class WorkflowContext:
         for key in values:
             if not isinstance(key, str):
                 raise ContextSerializationError(f"context keys must be strings, got {key!r}")
-        converted = {key: to_json_value(key, value) for key, value in values.items()}
+        converted = {key: json_data(value, f"context value for {key!r}") for key, value in values.items()}
         self.data.update(converted)
         self.changes.update(converted)
 
     def branch(self) -> WorkflowContext:
         """A copy for a parallel branch: same data, its own diff."""
-        return WorkflowContext(
-            workflow_id=self.workflow_id,
-            instance_id=self.instance_id,
-            data=msgspec.json.decode(msgspec.json.encode(self.data)),
-            metadata=self.metadata,
-            current_step=self.current_step,
-            step_history=list(self.step_history),
-            started_at=self.started_at,
-            user_id=self.user_id,
-            tenant_id=self.tenant_id,
+        context = step_context(
+            self.workflow_id,
+            self.instance_id,
+            _decode(_encode(self.data)),
+            self.metadata,
+            self.current_step,
+            self.started_at,
+            self.user_id,
+            self.tenant_id,
+            workflow_name=self.workflow_name,
+        )
+        context.step_history = list(self.step_history)
+        return context
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.workflow_id,
+            self.instance_id,
+            self.data,
+            dict(self.metadata),
+            self.current_step,
+            self.step_history,
+            self.started_at,
+            self.user_id,
+            self.tenant_id,
+            self.workflow_name,
+            self.changes,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WorkflowContext):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkflowContext(workflow_id={self.workflow_id!r}, instance_id={self.instance_id!r}, "
+            f"workflow_name={self.workflow_name!r}, current_step={self.current_step!r}, data={self.data!r})"
         )
 
 
@@ -154,15 +454,31 @@ def step_context(  # noqa: PLR0917 - positional: the engine builds one context p
     data: dict[str, Any],
     metadata: Mapping[str, Any],
     current_step: str,
-    started_at: datetime,
+    started_at: _dt.datetime,
     user_id: str | None,
     tenant_id: str | None,
+    *,
+    workflow_name: str | None = None,
+    history: Sequence[HistoryEntry] = (),
 ) -> WorkflowContext:
     """A context for running ``current_step``: ``WorkflowContext(...)`` with every field given.
 
     Built field by field: ``__init__`` checks each of its optional arguments for a default,
     and the engine makes one context per step.  ``data`` is used as it is (the engine passes
     its own copy); ``metadata`` is copied behind a read-only view, as ``__init__`` does.
+
+    Args:
+        workflow_id: the definition's UUID.
+        instance_id: the instance's UUID.
+        data: the step's own copy of the instance data.
+        metadata: the instance's metadata.
+        current_step: the step to run.
+        started_at: when the instance started.
+        user_id: who acts (the last human task's user, else the instance's creator).
+        tenant_id: the instance's tenant.
+        workflow_name: the definition's name (``context.get("_workflow_name")``).
+        history: the instance's history lines, oldest first; ``step_history`` is built
+            from them when first read (the sequence must not change while the step runs).
     """
     context: WorkflowContext = _new_object(WorkflowContext)
     context.workflow_id = workflow_id
@@ -170,9 +486,11 @@ def step_context(  # noqa: PLR0917 - positional: the engine builds one context p
     context.data = data
     context.metadata = MappingProxyType(dict(metadata)) if metadata else _EMPTY_METADATA
     context.current_step = current_step
-    context.step_history = []
+    context._history = None
+    context._history_entries = history
     context.started_at = started_at
     context.user_id = user_id
     context.tenant_id = tenant_id
+    context.workflow_name = workflow_name
     context.changes = {}
     return context

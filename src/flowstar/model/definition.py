@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from flowstar.model.conditions import Condition, ConditionEvaluationError
 from flowstar.model.enums import StepType
+from flowstar.model.errors import ValidationError
 from flowstar.model.gateways import BaseGateway
 from flowstar.model.semver import is_semver
-from flowstar.model.steps import Step
+from flowstar.model.steps import BaseStep, Step, adapt_step, foreign_step_problem
 
 if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
@@ -133,8 +133,24 @@ class WorkflowDefinition:
     """Declarative workflow structure defining steps and their connections.
 
     ``steps`` maps names to steps (a list of steps is accepted too, keyed by their names).
-    Call ``validate()`` for the list of structural problems; registering a definition with
-    problems raises ``ValidationError``.
+    A step may be any object with the ``Step`` protocol's members (at least ``name`` and an
+    async ``execute``): it is wrapped in a ``ProtocolStep``, a machine step unless its
+    ``step_type`` says ``human``.
+
+    A definition is checked when it is built, for its structure: every step is a step whose
+    own settings are valid (a timer's duration, a form schema, a group's members, a
+    positive timeout), step keys match step names, every edge joins two known steps (no
+    duplicates, no self-loops, no conditions out of a gateway, an edge to every target a
+    gateway declares), ``initial_step`` is a step, ``terminal_steps`` is non-empty, names
+    steps and has no outgoing edges, every step is reachable from the initial step, and
+    every non-terminal step has a way out.  Its identity (a non-empty ``name`` and a
+    semantic ``version``) is checked when it is registered, where it is used.
+
+    Raises:
+        ValidationError: the definition has structural problems; ``.errors`` lists them all.
+            ``validate()`` returns every problem, structural and of identity (for a
+            definition changed after it was built); ``WorkflowRegistry.register_definition``
+            raises ``ValidationError`` when that list is not empty.
     """
 
     name: str
@@ -150,20 +166,31 @@ class WorkflowDefinition:
     def __post_init__(self) -> None:
         steps: Any = self.steps
         if not isinstance(steps, Mapping):
-            steps = {step.name: step for step in steps}
+            steps = {getattr(step, "name", ""): step for step in steps}
         self._name_problems: list[str] = []
-        for key, step in steps.items():
-            current = getattr(step, "name", "")
-            explicit = getattr(step, "name_explicit", True)
-            if not current or (not explicit and current != key):
-                # Something that is no step at all may refuse the attribute: validate() reports it.
-                with suppress(AttributeError):
-                    step.name = key
-            elif current != key:
-                self._name_problems.append(f"step key {key!r} does not match the step's name {current!r}")
-        self.steps = dict(steps)
+        self.steps = {key: self._named(key, step) for key, step in steps.items()}
         self.edges = list(self.edges)
         self.terminal_steps = set(self.terminal_steps)
+        problems = self.structural_problems()
+        # Checking built the cached graph: drop it, so that a definition completed after
+        # construction (and validated again) is walked as it ends up.
+        for cached in ("_graph", "step_types", "straight_routes"):
+            self.__dict__.pop(cached, None)
+        if problems:
+            raise ValidationError(f"workflow {self.name!r} {self.version} is invalid: " + "; ".join(problems), problems)
+
+    def _named(self, key: str, step: Any) -> Any:
+        """``step`` under ``key``: named after it unless it has a name of its own that differs."""
+        current = getattr(step, "name", "")
+        if not isinstance(step, BaseStep):
+            if isinstance(current, str) and current and current != key:
+                self._name_problems.append(f"step key {key!r} does not match the step's name {current!r}")
+            return adapt_step(step, key)
+        if not current or (not getattr(step, "name_explicit", True) and current != key):
+            step.name = key
+        elif current != key:
+            self._name_problems.append(f"step key {key!r} does not match the step's name {current!r}")
+        return step
 
     def get_graph(self) -> WorkflowGraph:
         """The graph representation of the workflow (cached; don't mutate after use)."""
@@ -213,12 +240,21 @@ class WorkflowDefinition:
         )
 
     def validate(self) -> list[str]:
-        """Return every structural problem found (an empty list means valid)."""
-        problems: list[str] = list(self._name_problems)
+        """Return every problem found, structural and of identity (empty means valid)."""
+        return self.identity_problems() + self.structural_problems()
+
+    def identity_problems(self) -> list[str]:
+        """Problems of the name and version the definition is registered under."""
+        problems: list[str] = []
         if not self.name:
             problems.append("workflow name is empty")
         if not is_semver(self.version):
             problems.append(f"version {self.version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+        return problems
+
+    def structural_problems(self) -> list[str]:
+        """Problems of the steps and edges (the ones construction refuses)."""
+        problems: list[str] = list(self._name_problems)
         if not self.steps:
             problems.append("workflow has no steps")
         for key, step in self.steps.items():
@@ -302,7 +338,6 @@ class WorkflowDefinition:
 
 
 def _step_problems(key: str, step: Any) -> list[str]:
-    if not isinstance(step, Step):
-        return [f"step {key!r} ({type(step).__name__}) does not implement the Step protocol"]
-    check = getattr(step, "problems", None)
-    return list(check()) if callable(check) else []
+    if not isinstance(step, BaseStep):  # what adapt_step could not wrap
+        return [foreign_step_problem(key, step)]
+    return step.problems()

@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "ConcurrencyError",
+    "ConfigurationError",
     "ContextSerializationError",
     "FormValidationError",
     "InstanceNotFoundError",
@@ -30,8 +31,12 @@ class WorkflowNotFoundError(WorkflowsError, LookupError):
     """A requested workflow definition (name or version) is not registered."""
 
 
-class InstanceNotFoundError(WorkflowsError, KeyError):
-    """No workflow instance has the given id (a ``KeyError``, as the reference API documents)."""
+class InstanceNotFoundError(WorkflowsError, KeyError, ValueError):
+    """No workflow instance has the given id.
+
+    A ``KeyError`` (``get_instance``) and a ``ValueError`` (``complete_human_task``), as the
+    reference API documents for each.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -45,8 +50,16 @@ class StepTimeoutError(StepExecutionError, TimeoutError):
     """A step ran longer than its ``timeout``."""
 
 
-class InvalidTransitionError(WorkflowsError):
-    """An operation is not allowed in the instance's or task's current state."""
+class InvalidTransitionError(WorkflowsError, ValueError):
+    """An operation is not allowed in the instance's or task's current state.
+
+    A ``ValueError``: the reference API documents one for a task completed on an instance
+    that is not waiting.
+    """
+
+
+class ConfigurationError(WorkflowsError, ValueError):
+    """A setting (an environment variable, a ``module:attribute`` path) names nothing usable."""
 
 
 class ConcurrencyError(WorkflowsError):
@@ -95,8 +108,11 @@ class FormValidationError(ValidationError):
         self.field_errors = field_errors
 
 
-class TaskNotFoundError(WorkflowsError, KeyError):
-    """No open human task matches the instance and step (or task id)."""
+class TaskNotFoundError(WorkflowsError, KeyError, ValueError):
+    """No open human task matches the instance and step (or task id).
+
+    A ``KeyError`` and a ``ValueError``, like ``InstanceNotFoundError``.
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

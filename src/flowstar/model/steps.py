@@ -7,8 +7,9 @@ with no arguments keeps its class attributes.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -22,12 +23,17 @@ if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
     from flowstar.model.retry import RetryPolicy
 
-__all__ = ["BaseHumanStep", "BaseMachineStep", "BaseStep", "Step"]
+__all__ = ["BaseHumanStep", "BaseMachineStep", "BaseStep", "ProtocolStep", "Step", "adapt_step", "foreign_step_problem"]
 
 
 @runtime_checkable
 class Step(Protocol):
-    """What the engine needs from a step."""
+    """What the engine needs from a step (every ``BaseStep`` has it).
+
+    A ``WorkflowDefinition`` also accepts an object with only the members the reference API
+    documents (``name``, ``description``, ``execute`` and the three hooks, each optional but
+    ``execute``) and no ``step_type``: it wraps it in a ``ProtocolStep``, a machine step.
+    """
 
     name: str
     description: str
@@ -228,3 +234,103 @@ class BaseHumanStep(BaseStep):
         for key in data:
             if not isinstance(key, str):
                 raise ValidationError(f"form field names must be strings, got {key!r}")
+
+
+# -- objects that only follow the Step protocol ---------------------------------------------
+
+_HOOKS = ("can_execute", "on_success", "on_failure")
+_BASES = {StepType.GATEWAY: "BaseGateway", StepType.TIMER: "TimerStep", StepType.WEBHOOK: "WebhookStep"}
+_HUMAN_FIELDS = ("title", "form_schema", "assignee", "assignee_key", "assignee_group", "due_in")
+
+
+def _delegate(method: Callable[..., Any]) -> Callable[..., Any]:
+    async def call(*args: Any) -> Any:
+        result = method(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    return call
+
+
+class ProtocolStep(BaseMachineStep):
+    """A machine step built from an object that only has the ``Step`` protocol's members.
+
+    ``WorkflowDefinition`` wraps such objects so that the engine only sees ``BaseStep``s.
+    Every call goes to the object itself, so changing its attributes later (a test swapping
+    a client) takes effect.  Hooks the object does not define are ``BaseStep``'s no-ops.
+
+    Attributes:
+        wrapped: the object given in the definition's steps.
+    """
+
+    def __init__(self, wrapped: Any, name: str) -> None:
+        super().__init__(
+            name,
+            getattr(wrapped, "description", None) or "",
+            retry_policy=getattr(wrapped, "retry_policy", None),
+            timeout=getattr(wrapped, "timeout", None),
+        )
+        self.wrapped = wrapped
+        self._execute = _delegate(wrapped.execute)
+        for hook in _HOOKS:
+            method = getattr(wrapped, hook, None)
+            if callable(method):
+                # An instance attribute, so a step without the hook keeps BaseStep's no-op,
+                # which the engine knows it need not call.
+                setattr(self, hook, _delegate(method))
+
+    async def execute(self, context: WorkflowContext) -> Any:
+        """Run the wrapped object's ``execute``."""
+        return await self._execute(context)
+
+    def __repr__(self) -> str:
+        return f"ProtocolStep({self.wrapped!r}, name={self.name!r})"
+
+
+class _ProtocolHumanStep(BaseHumanStep):
+    """A human step described by a plain object (its title, form schema and assignment)."""
+
+    def __init__(self, wrapped: Any, name: str) -> None:
+        super().__init__(
+            name,
+            getattr(wrapped, "description", None) or "",
+            **{field: getattr(wrapped, field, None) for field in _HUMAN_FIELDS},
+        )
+        self.wrapped = wrapped
+
+
+def _declared_type(obj: Any) -> StepType | None:
+    declared = getattr(obj, "step_type", StepType.MACHINE)
+    try:
+        return StepType(declared)
+    except ValueError:
+        return None
+
+
+def adapt_step(obj: Any, name: str) -> Any:
+    """``obj`` as a ``BaseStep``: itself if it is one, else wrapped (see ``ProtocolStep``).
+
+    An object with an ``execute`` method is a machine step unless its ``step_type`` says
+    ``human``.  Anything else is returned unchanged, for ``WorkflowDefinition.validate`` to
+    report: an object without ``execute``, or one declaring another (or an unknown) step
+    type, which needs the matching base class (``BaseGateway``, ``TimerStep``,
+    ``WebhookStep``).
+    """
+    if isinstance(obj, BaseStep):
+        return obj
+    kind = _declared_type(obj)
+    if kind is StepType.HUMAN:
+        return _ProtocolHumanStep(obj, name)
+    if kind is StepType.MACHINE and callable(getattr(obj, "execute", None)):
+        return ProtocolStep(obj, name)
+    return obj
+
+
+def foreign_step_problem(key: str, obj: Any) -> str:
+    """Why ``adapt_step`` left ``obj`` as it was."""
+    kind = _declared_type(obj)
+    if kind is None:
+        return f"step {key!r} ({type(obj).__name__}) has an unknown step_type {getattr(obj, 'step_type', None)!r}"
+    if kind is not StepType.MACHINE:
+        base = _BASES.get(kind, "BaseStep")
+        return f"step {key!r} ({type(obj).__name__}) is a {kind.value} step: make it a {base} subclass"
+    return f"step {key!r} ({type(obj).__name__}) does not implement the Step protocol (it needs async execute(context))"
