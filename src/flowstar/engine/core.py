@@ -1,18 +1,13 @@
-"""The engine: load -> run step -> transition -> commit -> publish -> next.
+"""The engine's public calls: start, complete tasks, webhooks, cancel, retry, reassign.
 
 One ``Engine`` class serves every deployment; what differs is the ports it is given (a memory
-or SQL store, an inline or SAQ dispatcher, an in-memory or Redis event bus, a clock).
-
-Every change of an instance goes through ``_apply``: build a plan with a pure transition of
-``flowstar.model.transitions`` on the current state, commit it (version-checked), publish its
-events.  What the plan activates goes on in ``_follow``, the activation loop: it asks the
-dispatcher (``Dispatcher.may_chain``) whether to run the next activation itself, and
-dispatches the others.
+or SQL store, an inline or SAQ dispatcher, an in-memory or Redis event bus, a clock).  Each
+call validates its input, changes the instance through ``_apply`` and follows what the change
+activated with the activation loop of ``flowstar.engine.loop``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -20,15 +15,13 @@ from uuid import UUID
 import msgspec
 import structlog
 
-from flowstar.engine.activation import ActivationRun, RunTracker
 from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
+from flowstar.engine.loop import EngineLoop
 from flowstar.engine.ports import Dispatcher, Store
-from flowstar.engine.reads import EngineReads
-from flowstar.engine.runner import describe_error, run_step
-from flowstar.engine.views import WorkflowInstance, as_uuid, definition_uuid, instance_view
-from flowstar.model.context import step_context, to_json_value
+from flowstar.engine.views import WorkflowInstance, instance_view
+from flowstar.model.context import to_json_value
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus
 from flowstar.model.errors import (
@@ -44,11 +37,7 @@ from flowstar.model.registry import WorkflowRegistry
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, Token
 from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
-    StaleTokenError,
-    StepResult,
-    apply_step_result,
     cancel_instance,
-    last_actor,
     reassign_task,
     resume_wait,
     retry_instance,
@@ -61,16 +50,9 @@ __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "Engine"]
 log = structlog.get_logger("flowstar.engine")
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
-# Optimistic commits retry this often when parallel branches of one instance collide.
-MAX_COMMIT_CONFLICTS = 50
-_LOCK_STRIPES = 64
-# A run of steps that never suspend yields to the event loop this often.
-_YIELD_EVERY = 32
-
-Build = Callable[[WorkflowDefinition, InstanceState], CommitPlan]
 
 
-class Engine(EngineReads):
+class Engine(EngineLoop):
     """Runs workflow instances on the given store and dispatcher.
 
     Args:
@@ -103,16 +85,9 @@ class Engine(EngineReads):
         self.clock: Clock = clock or SystemClock()
         self.wait_for_settle = wait_for_settle
         self.max_payload_bytes = max_payload_bytes
-        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         self._known_definitions: set[tuple[str, str]] = set()
-        self._runs = RunTracker()
         self.commit_listeners: list[Callable[[CommitPlan], None]] = []
         dispatcher.bind(self.run_activation)
-
-    @property
-    def events_enabled(self) -> bool:
-        """Whether transitions build events: only when a bus or an outbox will carry them."""
-        return self.event_bus is not None or self.store.outbox
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -307,151 +282,9 @@ class Engine(EngineReads):
         )
         return await self.get_task(task_id)
 
-    async def settled(self, instance_id: UUID | str) -> None:
-        """Return once nothing of the instance runs in this process (no step, no chain)."""
-        iid = str(instance_id)
-        while True:
-            await self.dispatcher.settled(iid)
-            if not self._runs.active(iid):
-                return
-            await self._runs.idle(iid)
-
     # -- the activation loop ------------------------------------------------------------
 
-    async def run_activation(self, instance_id: str, token_id: str, run: ActivationRun | None = None) -> None:
-        """Execute one committed activation (a step body, or a due timer), then what follows.
-
-        Safe to call more than once for the same token: only the first outcome commits,
-        later ones find the token consumed and return.  ``run`` is the dispatcher's record
-        of this run (see ``ActivationRun``); the loop goes on with the next activation
-        itself while ``Dispatcher.may_chain`` allows it.
-        """
-        state = await self.store.load_instance(instance_id)
-        token = state.tokens.get(token_id) if state is not None else None
-        if token is None:
-            # The state may come from this process's cache while another process committed
-            # the activation's creation: look again in the database before giving up.
-            self.store.forget(instance_id)
-            state = await self.store.load_instance(instance_id)
-            token = state.tokens.get(token_id) if state is not None else None
-        if state is None or token is None:
-            log.debug("activation no longer pending", instance_id=instance_id, token_id=token_id)
-            return
-        if token.due_at is not None and token.due_at > self.clock.now():
-            # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
-            await self.clock.sleep_until(token.due_at)
-        run = run or ActivationRun(instance_id)
-        self._runs.enter(instance_id)
-        try:
-            plan = await self._activate(state, token, run)
-            if plan is not None:
-                await self._follow(plan, run)
-        finally:
-            self._runs.leave(instance_id)
-
-    async def _follow(self, plan: CommitPlan, run: ActivationRun) -> None:
-        """Dispatch what ``plan`` activated, executing one next activation here while allowed."""
-        while (token := await self._next(plan, run)) is not None:
-            following = await self._activate(plan.instance, token, run)
-            if following is None:
-                return
-            plan = following
-            if run.steps % _YIELD_EVERY == 0:
-                # A long run of steps that never suspend must not starve other instances.
-                await asyncio.sleep(0)
-
-    async def _follow_call(self, plan: CommitPlan) -> None:
-        """``_follow`` for a call from outside: its own commit stands whatever follows fails."""
-        instance_id = plan.instance.id
-        self._runs.enter(instance_id)
-        try:
-            await self._follow(plan, ActivationRun(instance_id))
-        except Exception:
-            # The call's change is committed; the activation left pending is found again by
-            # recovery (and the reconciler where one runs).
-            log.exception("activation crashed", instance_id=instance_id)
-        finally:
-            self._runs.leave(instance_id)
-
-    async def _next(self, plan: CommitPlan, run: ActivationRun) -> Token | None:
-        """Dispatch the plan's activations but the one this run executes next, if any."""
-        tokens = plan.dispatch
-        if not tokens:
-            return None
-        keep = next((t for t in tokens if t.kind == "run" and t.due_at is None), None)
-        if keep is not None and await self.dispatcher.may_chain(run, keep):
-            tokens = [t for t in tokens if t is not keep]
-        else:
-            keep = None
-        if tokens:
-            await self.dispatcher.dispatch(plan.instance.id, tokens)
-        return keep
-
-    async def _activate(self, state: InstanceState, token: Token, run: ActivationRun) -> CommitPlan | None:
-        """Execute ``token`` on ``state`` and commit its outcome; None if it was consumed elsewhere."""
-        run.current = token
-        run.steps += 1
-        token_id = token.id
-        try:
-            if token.kind == "timer":
-                return await self._apply(
-                    state.id,
-                    lambda d, s: resume_wait(
-                        d, s, token_id, changes={}, now=self.clock.now(), new_id=new_id, events=self.events_enabled
-                    ),
-                    state,
-                )
-            result = await self._run_step(state, token)
-            try:
-                return await self._commit_result(state.id, token_id, result, state)
-            except ContextSerializationError as exc:
-                # The store refused what the step wrote (PostgreSQL cannot hold a NUL character,
-                # for one): fail the step with that error rather than leave it pending forever.
-                failed = StepResult(
-                    status="failed",
-                    started_at=result.started_at,
-                    finished_at=self.clock.now(),
-                    error=describe_error(exc),
-                )
-                return await self._commit_result(state.id, token_id, failed)
-        except (StaleTokenError, TaskAlreadyCompletedError):
-            log.info("activation was consumed elsewhere", instance_id=state.id, step=token.step)
-            return None
-
-    async def _run_step(self, state: InstanceState, token: Token) -> StepResult:
-        """Run the step of a ``run`` token on a context of its own."""
-        definition = self._definition(state)
-        step = definition.steps[token.step]
-        # The data is a deep copy (a JSON round trip): a step mutating nested values in
-        # place changes nothing until its commit.
-        context = step_context(
-            definition_uuid(definition.name, definition.version),
-            as_uuid(state.id),
-            _copy(state.data),
-            state.metadata,
-            token.step,
-            state.started_at,
-            last_actor(state),
-            state.tenant_id,
-        )
-        return await run_step(step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now)
-
-    async def _commit_result(
-        self, instance_id: str, token_id: str, result: StepResult, state: InstanceState | None = None
-    ) -> CommitPlan:
-        # The step's end is the transition's time: nothing happened in between.
-        return await self._apply(
-            instance_id,
-            lambda d, s: apply_step_result(
-                d, s, token_id, result, now=result.finished_at, new_id=new_id, events=self.events_enabled
-            ),
-            state,
-        )
-
     # -- internals ----------------------------------------------------------------------
-
-    def _definition(self, state: InstanceState) -> WorkflowDefinition:
-        return self.registry.get_definition(state.workflow_name, state.workflow_version)
 
     def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
         """A mapping entering through the API as JSON data, within the size limit."""
@@ -535,41 +368,6 @@ class Engine(EngineReads):
             raise InvalidTransitionError(f"instance {state.id} is {state.status.value}")
         raise TaskNotFoundError(f"instance {state.id} is not waiting at step {step_name!r}")
 
-    async def _apply(self, instance_id: str, build: Build, state: InstanceState | None = None) -> CommitPlan:
-        """Build a plan on the instance's state and commit it; rebuild on a newer state after a conflict."""
-        for _ in range(MAX_COMMIT_CONFLICTS):
-            current = state if state is not None else await self._load(instance_id)
-            plan = build(self._definition(current), current)
-            if await self._commit(plan):
-                return plan
-            state = None
-        raise ConcurrencyError(f"instance {instance_id} kept changing; gave up after {MAX_COMMIT_CONFLICTS} tries")
-
-    async def _commit(self, plan: CommitPlan) -> bool:
-        """Commit ``plan`` and publish its events; False if another commit got there first."""
-        if plan.events and self.event_bus is not None:
-            # Holding the stripe lock over commit and publish keeps one instance's events in
-            # commit order within this process.
-            async with self._locks[hash(plan.instance.id) % _LOCK_STRIPES]:
-                if not await self.store.commit(plan):
-                    return False
-                await self._publish(plan)
-        elif not await self.store.commit(plan):
-            return False
-        if self._watchers:
-            self._notify_status(plan.instance.id, plan.instance.status)
-        for listener in self.commit_listeners:
-            listener(plan)
-        return True
-
-    async def _publish(self, plan: CommitPlan) -> None:
-        assert self.event_bus is not None
-        for event in plan.events:
-            try:
-                await self.event_bus.emit(event)
-            except Exception:
-                log.exception("event bus failed", event_type=event.type, instance_id=plan.instance.id)
-
     async def _settled_view(self, instance_id: str) -> WorkflowInstance:
         if self.wait_for_settle:
             await self.settled(instance_id)
@@ -584,12 +382,6 @@ class Engine(EngineReads):
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
-
-
-def _copy(data: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of JSON data (a JSON round trip is the fastest one)."""
-    copied: dict[str, Any] = _decode(_encode(data))
-    return copied
 
 
 def _one_of(name: str, value: Any, alias: str, alias_value: Any, *, required: bool = True) -> Any:

@@ -132,11 +132,19 @@ async def failure(
     )
 
 
+def _is_plain(step: Step) -> bool:
+    """Whether running ``step`` is just awaiting ``execute``: no guard, gateway, group or timeout."""
+    return (
+        getattr(step.can_execute, "__func__", None) is _CAN_EXECUTE
+        and not isinstance(step, (BaseGateway, StepGroup))
+        and getattr(step, "timeout", None) is None
+    )
+
+
 async def _run_body(
     step: Step, context: WorkflowContext, inner: list[InnerRecord], now: Now
 ) -> tuple[bool, Any, list[str] | None]:
     """``(ran, result, targets)`` of a step that is not plain: guard, gateway, group, timeout."""
-    # The default guard does nothing: skipping its coroutine saves an await.
     if getattr(step.can_execute, "__func__", None) is not _CAN_EXECUTE and not await step.can_execute(context):
         return False, None, None
     if isinstance(step, BaseGateway):
@@ -144,8 +152,6 @@ async def _run_body(
         return True, None, [choice] if isinstance(choice, str) else list(choice)
     if isinstance(step, StepGroup):
         return True, await run_group(step, context, inner.append, now), None
-    if getattr(step, "timeout", None) is None:
-        return True, await step.execute(context), None
     return True, await _call_body(step, context), None
 
 
@@ -163,10 +169,15 @@ async def run_step(
     """
     started = now()
     inner: list[InnerRecord] = []
+    targets = None
     try:
-        ran, result, targets = await _run_body(step, context, inner, now)
-        if not ran:
-            return StepResult(status="skipped", started_at=started, finished_at=now())
+        # Most steps are plain: awaiting their body directly saves a coroutine per step.
+        if _is_plain(step):
+            result = await step.execute(context)
+        else:
+            ran, result, targets = await _run_body(step, context, inner, now)
+            if not ran:
+                return StepResult(status="skipped", started_at=started, finished_at=now())
         output = None if result is None else output_of(step, result)
         if getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
             await step.on_success(context, result)

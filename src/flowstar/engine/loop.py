@@ -1,0 +1,296 @@
+"""The engine's activation loop: load -> run step -> transition -> commit -> publish -> next.
+
+Every change of an instance goes through ``_apply``: build a plan with a pure transition of
+``flowstar.model.transitions`` on the current state, commit it (version-checked), publish its
+events.  What the plan activates goes on in ``_follow``, the activation loop: it asks the
+dispatcher (``Dispatcher.may_chain``) whether to run the next activation itself, and
+dispatches the others.  ``Engine`` (``core.py``) adds the public calls on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+
+from flowstar.engine.activation import ActivationRun, RunTracker
+from flowstar.engine.bus import EventBus
+from flowstar.engine.clock import Clock
+from flowstar.engine.ids import new_id
+from flowstar.engine.ports import Dispatcher
+from flowstar.engine.reads import EngineReads
+from flowstar.engine.runner import describe_error, run_step
+from flowstar.engine.views import as_uuid, definition_uuid
+from flowstar.model.context import step_context
+from flowstar.model.definition import WorkflowDefinition
+from flowstar.model.errors import ConcurrencyError, ContextSerializationError, TaskAlreadyCompletedError
+from flowstar.model.registry import WorkflowRegistry
+from flowstar.model.state import CommitPlan, InstanceState, Token
+from flowstar.model.transitions import StaleTokenError, StepResult, apply_step_result, last_actor, resume_wait
+
+__all__ = ["MAX_COMMIT_CONFLICTS", "Build", "EngineLoop"]
+
+log = structlog.get_logger("flowstar.engine")
+
+# Optimistic commits retry this often when parallel branches of one instance collide.
+MAX_COMMIT_CONFLICTS = 50
+_LOCK_STRIPES = 64
+# A run of steps that never suspend yields to the event loop this often.
+_YIELD_EVERY = 32
+
+Build = Callable[[WorkflowDefinition, InstanceState], CommitPlan]
+
+
+class EngineLoop(EngineReads):
+    """The write path of ``Engine`` (its base class): the activation loop and ``_apply``."""
+
+    registry: WorkflowRegistry
+    dispatcher: Dispatcher
+    event_bus: EventBus | None
+    clock: Clock
+    commit_listeners: list[Callable[[CommitPlan], None]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._runs = RunTracker()
+
+    @property
+    def events_enabled(self) -> bool:
+        """Whether transitions build events: only when a bus or an outbox will carry them."""
+        return self.event_bus is not None or self.store.outbox
+
+    async def settled(self, instance_id: UUID | str) -> None:
+        """Return once nothing of the instance runs in this process (no step, no chain)."""
+        iid = str(instance_id)
+        while True:
+            await self.dispatcher.settled(iid)
+            if not self._runs.active(iid):
+                return
+            await self._runs.idle(iid)
+
+    async def run_activation(self, instance_id: str, token_id: str, run: ActivationRun | None = None) -> None:
+        """Execute one committed activation (a step body, or a due timer), then what follows.
+
+        Safe to call more than once for the same token: only the first outcome commits,
+        later ones find the token consumed and return.  ``run`` is the dispatcher's record
+        of this run (see ``ActivationRun``); the loop goes on with the next activation
+        itself while ``Dispatcher.may_chain`` allows it.
+        """
+        state = await self.store.load_instance(instance_id)
+        token = state.tokens.get(token_id) if state is not None else None
+        if token is None:
+            # The state may come from this process's cache while another process committed
+            # the activation's creation: look again in the database before giving up.
+            self.store.forget(instance_id)
+            state = await self.store.load_instance(instance_id)
+            token = state.tokens.get(token_id) if state is not None else None
+        if state is None or token is None:
+            log.debug("activation no longer pending", instance_id=instance_id, token_id=token_id)
+            return
+        if token.due_at is not None and token.due_at > self.clock.now():
+            # Dispatchers may deliver a little early (SAQ schedules in whole seconds).
+            await self.clock.sleep_until(token.due_at)
+        run = run or ActivationRun(instance_id)
+        self._runs.enter(instance_id)
+        try:
+            scope = self._scope(state)
+            plan = await self._activate(scope, state, token, run)
+            if plan is not None:
+                await self._follow(plan, run, scope)
+        finally:
+            self._runs.leave(instance_id)
+
+    async def _follow(self, plan: CommitPlan, run: ActivationRun, scope: _RunScope) -> None:
+        """Dispatch what ``plan`` activated, executing one next activation here while allowed."""
+        while tokens := plan.dispatch:
+            keep = _chainable(tokens)
+            if keep is not None and not await self.dispatcher.may_chain(run, keep):
+                keep = None
+            if keep is None or len(tokens) > 1:
+                await self.dispatcher.dispatch(plan.instance.id, [t for t in tokens if t is not keep])
+            if keep is None:
+                return
+            following = await self._activate(scope, plan.instance, keep, run)
+            if following is None:
+                return
+            plan = following
+            if run.steps % _YIELD_EVERY == 0:
+                # A long run of steps that never suspend must not starve other instances.
+                await asyncio.sleep(0)
+
+    async def _follow_call(self, plan: CommitPlan) -> None:
+        """``_follow`` for a call from outside: its own commit stands whatever follows fails."""
+        instance_id = plan.instance.id
+        self._runs.enter(instance_id)
+        try:
+            await self._follow(plan, ActivationRun(instance_id), self._scope(plan.instance))
+        except Exception:
+            # The call's change is committed; the activation left pending is found again by
+            # recovery (and the reconciler where one runs).
+            log.exception("activation crashed", instance_id=instance_id)
+        finally:
+            self._runs.leave(instance_id)
+
+    def _scope(self, state: InstanceState) -> _RunScope:
+        definition = self._definition(state)
+        return _RunScope(
+            definition=definition,
+            events=self.events_enabled,
+            workflow_uuid=definition_uuid(definition.name, definition.version),
+            instance_uuid=as_uuid(state.id),
+            # Only a completed wait changes who acts, and that starts a run of its own.
+            actor=last_actor(state),
+        )
+
+    async def _activate(
+        self, scope: _RunScope, state: InstanceState, token: Token, run: ActivationRun
+    ) -> CommitPlan | None:
+        """Execute ``token`` on ``state`` and commit its outcome; None if it was consumed elsewhere."""
+        run.current = token
+        run.steps += 1
+        token_id = token.id
+        events = scope.events
+        definition = scope.definition
+        try:
+            if token.kind == "timer":
+                now = self.clock.now()
+                return await self._apply(
+                    state.id,
+                    lambda d, s: resume_wait(d, s, token_id, changes={}, now=now, new_id=new_id, events=events),
+                    state,
+                    definition,
+                )
+            # The data is a deep copy (a JSON round trip): a step mutating nested values in
+            # place changes nothing until its commit.
+            context = step_context(
+                scope.workflow_uuid,
+                scope.instance_uuid,
+                _copy(state.data),
+                state.metadata,
+                token.step,
+                state.started_at,
+                scope.actor,
+                state.tenant_id,
+            )
+            step = definition.steps[token.step]
+            result = await run_step(
+                step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now
+            )
+            try:
+                return await self._commit_result(scope, state, token_id, result)
+            except ContextSerializationError as exc:
+                # The store refused what the step wrote (PostgreSQL cannot hold a NUL character,
+                # for one): fail the step with that error rather than leave it pending forever.
+                failed = StepResult(
+                    status="failed",
+                    started_at=result.started_at,
+                    finished_at=self.clock.now(),
+                    error=describe_error(exc),
+                )
+                return await self._commit_result(scope, None, token_id, failed, state.id)
+        except (StaleTokenError, TaskAlreadyCompletedError):
+            log.info("activation was consumed elsewhere", instance_id=state.id, step=token.step)
+            return None
+
+    async def _commit_result(
+        self,
+        scope: _RunScope,
+        state: InstanceState | None,
+        token_id: str,
+        result: StepResult,
+        instance_id: str | None = None,
+    ) -> CommitPlan:
+        """Commit a step's outcome on ``state`` (None: on the stored state of ``instance_id``)."""
+        events = scope.events
+        # The step's end is the transition's time: nothing happened in between.
+        return await self._apply(
+            state.id if state is not None else str(instance_id),
+            lambda d, s: apply_step_result(
+                d, s, token_id, result, now=result.finished_at, new_id=new_id, events=events
+            ),
+            state,
+            scope.definition,
+        )
+
+    def _definition(self, state: InstanceState) -> WorkflowDefinition:
+        return self.registry.get_definition(state.workflow_name, state.workflow_version)
+
+    async def _apply(
+        self,
+        instance_id: str,
+        build: Build,
+        state: InstanceState | None = None,
+        definition: WorkflowDefinition | None = None,
+    ) -> CommitPlan:
+        """Build a plan on the instance's state and commit it; rebuild on a newer state after a conflict.
+
+        ``state`` is the state to build on first (None: load it); ``definition`` the
+        instance's definition, when the caller has it at hand.
+        """
+        for _ in range(MAX_COMMIT_CONFLICTS):
+            current = state if state is not None else await self._load(instance_id)
+            plan = build(definition or self._definition(current), current)
+            if await self._commit(plan):
+                return plan
+            state = None
+        raise ConcurrencyError(f"instance {instance_id} kept changing; gave up after {MAX_COMMIT_CONFLICTS} tries")
+
+    async def _commit(self, plan: CommitPlan) -> bool:
+        """Commit ``plan`` and publish its events; False if another commit got there first."""
+        if plan.events and self.event_bus is not None:
+            # Holding the stripe lock over commit and publish keeps one instance's events in
+            # commit order within this process.
+            async with self._locks[hash(plan.instance.id) % _LOCK_STRIPES]:
+                if not await self.store.commit(plan):
+                    return False
+                await self._publish(plan)
+        elif not await self.store.commit(plan):
+            return False
+        if self._watchers:
+            self._notify_status(plan.instance.id, plan.instance.status)
+        for listener in self.commit_listeners:
+            listener(plan)
+        return True
+
+    async def _publish(self, plan: CommitPlan) -> None:
+        assert self.event_bus is not None
+        for event in plan.events:
+            try:
+                await self.event_bus.emit(event)
+            except Exception:
+                log.exception("event bus failed", event_type=event.type, instance_id=plan.instance.id)
+
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+@dataclass(slots=True, frozen=True)
+class _RunScope:
+    """What stays the same over one run of the activation loop for one instance."""
+
+    definition: WorkflowDefinition
+    events: bool
+    workflow_uuid: UUID
+    instance_uuid: UUID
+    actor: str | None
+
+
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON data (a JSON round trip is the fastest one)."""
+    copied: dict[str, Any] = _decode(_encode(data))
+    return copied
+
+
+def _chainable(tokens: Sequence[Token]) -> Token | None:
+    """The first activation of ``tokens`` due now: the one a run may execute next itself."""
+    for token in tokens:
+        if token.kind == "run" and token.due_at is None:
+            return token
+    return None
