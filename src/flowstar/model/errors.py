@@ -12,6 +12,7 @@ __all__ = [
     "InstanceNotFoundError",
     "InvalidTransitionError",
     "StepExecutionError",
+    "StepNotFoundError",
     "StepTimeoutError",
     "StoreUnavailableError",
     "TaskAlreadyCompletedError",
@@ -37,6 +38,13 @@ class InstanceNotFoundError(WorkflowsError, KeyError, ValueError):
     A ``KeyError`` (``get_instance``) and a ``ValueError`` (``complete_human_task``), as the
     reference API documents for each.
     """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StepNotFoundError(WorkflowsError, KeyError):
+    """A workflow definition has no step of the given name (``WorkflowRegistry.get_step``)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

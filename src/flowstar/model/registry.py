@@ -1,14 +1,28 @@
-"""Registered workflow definitions, by name and semantic version."""
+"""Registered workflow definitions, by name and semantic version, and the default registry.
+
+An engine built without a registry uses ``default_registry()``: the registry that the
+``FLOWSTAR_REGISTRY`` environment variable names (``module:attribute``), when it is set, else
+one process-wide ``WorkflowRegistry``.  The variable wins so that a web process and its
+workers, configured alike, find the same definitions.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import importlib
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowstar.model.definition import WorkflowDefinition
-from flowstar.model.errors import ValidationError, WorkflowNotFoundError
+from flowstar.model.errors import ConfigurationError, StepNotFoundError, ValidationError, WorkflowNotFoundError
 from flowstar.model.semver import semver_key
 
-__all__ = ["WorkflowClass", "WorkflowRegistry"]
+if TYPE_CHECKING:
+    from flowstar.model.steps import Step
+
+__all__ = ["REGISTRY_ENV", "WorkflowClass", "WorkflowRegistry", "default_registry", "load_registry"]
+
+REGISTRY_ENV = "FLOWSTAR_REGISTRY"
 
 
 class WorkflowClass(Protocol):
@@ -37,7 +51,7 @@ class WorkflowRegistry:
             ValidationError: the definition has structural problems (all are listed), or a
                 different definition is already registered under the same name and version.
         """
-        problems = definition.validate()
+        problems = definition.validate()  # structure again (it may have changed), and identity
         if problems:
             raise ValidationError(
                 f"workflow {definition.name!r} {definition.version} is invalid: " + "; ".join(problems),
@@ -103,6 +117,22 @@ class WorkflowRegistry:
         latest = self._latest[name] = versions[max(active, key=semver_key)]
         return latest
 
+    def get_step(self, workflow_name: str, step_name: str, version: str | None = None) -> Step:
+        """The step ``step_name`` of a workflow (the latest active version unless ``version``).
+
+        Raises:
+            WorkflowNotFoundError: no such workflow or version.
+            StepNotFoundError: (a ``KeyError``) the definition has no such step.
+        """
+        definition = self.get_definition(workflow_name, version)
+        step = definition.steps.get(step_name)
+        if step is None:
+            known = ", ".join(definition.steps)
+            raise StepNotFoundError(
+                f"workflow {workflow_name!r} {definition.version} has no step {step_name!r} (steps: {known})"
+            )
+        return step
+
     def list_definitions(self, active_only: bool = True) -> list[WorkflowDefinition]:
         """Every registered definition, sorted by name then version."""
         return [
@@ -132,3 +162,55 @@ class WorkflowRegistry:
     def is_active(self, name: str, version: str) -> bool:
         """Whether ``version`` of ``name`` is offered for new instances."""
         return (name, version) not in self._inactive
+
+
+def load_registry(path: str) -> WorkflowRegistry:
+    """Import ``module:attribute`` (or ``module.attribute``) and return the registry it names.
+
+    The attribute is a ``WorkflowRegistry`` or a callable returning one (called each time).
+
+    Raises:
+        ConfigurationError: the path is malformed, the module or attribute does not exist, or
+            it is not a registry.
+    """
+    module_name, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"registry path {path!r} must look like 'package.module:registry'")
+    try:
+        target: Any = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"registry path {path!r} names nothing: {exc}") from exc
+    if callable(target) and not isinstance(target, WorkflowRegistry):
+        target = target()
+    if not isinstance(target, WorkflowRegistry):
+        raise ConfigurationError(f"{path} is {type(target).__name__}, not a WorkflowRegistry")
+    return target
+
+
+_PROCESS_REGISTRY = WorkflowRegistry()
+# Registries loaded from FLOWSTAR_REGISTRY, by path: a factory is called once, so that every
+# engine of the process shares what it returned.
+_loaded: dict[str, WorkflowRegistry] = {}
+
+
+def default_registry(environ: Mapping[str, str] | None = None) -> WorkflowRegistry:
+    """The registry of an engine built without one.
+
+    Args:
+        environ: where to read ``FLOWSTAR_REGISTRY`` (``os.environ`` by default).
+
+    Returns:
+        The registry ``FLOWSTAR_REGISTRY`` names, when it is set and not empty (loaded once
+        per path); else the process-wide registry, the same object on every call.
+        Definitions registered on one are not seen by the other.
+
+    Raises:
+        ConfigurationError: ``FLOWSTAR_REGISTRY`` names no registry.
+    """
+    path = (os.environ if environ is None else environ).get(REGISTRY_ENV, "").strip()
+    if not path:
+        return _PROCESS_REGISTRY
+    registry = _loaded.get(path)
+    if registry is None:
+        registry = _loaded[path] = load_registry(path)
+    return registry
