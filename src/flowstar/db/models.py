@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from advanced_alchemy.base import CommonTableAttributes, create_registry
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from flowstar.engine.ids import new_id
 
 __all__ = [
     "Base",
@@ -33,6 +35,11 @@ metadata = _registry.metadata
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _new_uuid() -> UUID:
+    """A UUIDv7 (RFC 9562), as the engine gives its rows: time-ordered, so inserts stay local."""
+    return UUID(new_id())
 
 
 class Base(CommonTableAttributes, DeclarativeBase, AsyncAttrs):
@@ -53,12 +60,20 @@ class _Timestamps:
 
 
 class WorkflowDefinitionModel(_Timestamps, Base):
-    """A registered workflow definition version (the definition itself stays code)."""
+    """A registered workflow definition version (the definition itself stays code).
+
+    ``instances`` loads when it is asked for, the ways SQLAlchemy's asyncio extension offers:
+    ``await definition.awaitable_attrs.instances``, ``selectinload(WorkflowDefinitionModel.instances)``
+    in the query, or ``await session.refresh(definition, ["instances"])``.  Reading the plain
+    attribute of a definition whose instances were not loaded so raises SQLAlchemy's
+    ``MissingGreenlet`` on an ``AsyncSession`` (a synchronous ``Session`` loads them).  It is
+    read-only: instances are written by the engine.
+    """
 
     __tablename__ = "workflow_definitions"
     __table_args__ = (UniqueConstraint("name", "version"),)
 
-    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
     name: Mapped[str] = mapped_column(String(255), index=True)
     version: Mapped[str] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -66,7 +81,7 @@ class WorkflowDefinitionModel(_Timestamps, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     instances: Mapped[list[WorkflowInstanceModel]] = relationship(
-        back_populates="definition", lazy="noload", viewonly=True
+        back_populates="definition", lazy="select", viewonly=True
     )
 
 
@@ -79,7 +94,7 @@ class WorkflowInstanceModel(_Timestamps, Base):
         Index("ix_workflow_instances_name_status", "workflow_name", "status"),
     )
 
-    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
     definition_id: Mapped[UUID | None] = mapped_column(
         GUID, ForeignKey("workflow_definitions.id", ondelete="SET NULL"), nullable=True, index=True
     )
@@ -101,8 +116,9 @@ class WorkflowInstanceModel(_Timestamps, Base):
     history: Mapped[list[Any]] = mapped_column(JsonB, default=list)
     dispatch_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, index=True)
 
+    # Loaded like ``WorkflowDefinitionModel.instances`` (``awaitable_attrs.definition``).
     definition: Mapped[WorkflowDefinitionModel | None] = relationship(
-        back_populates="instances", lazy="noload", viewonly=True
+        back_populates="instances", lazy="select", viewonly=True
     )
 
 
@@ -111,7 +127,7 @@ class StepExecutionModel(Base):
 
     __tablename__ = "workflow_step_executions"
 
-    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
     instance_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"), index=True)
     step_name: Mapped[str] = mapped_column(String(255), index=True)
     step_type: Mapped[str] = mapped_column(String(16))
@@ -135,7 +151,7 @@ class HumanTaskModel(_Timestamps, Base):
     __tablename__ = "workflow_human_tasks"
     __table_args__ = (Index("ix_workflow_human_tasks_status_assignee", "status", "assignee_id"),)
 
-    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=uuid4)
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
     instance_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"), index=True)
     step_execution_id: Mapped[UUID | None] = mapped_column(
         GUID, ForeignKey("workflow_step_executions.id", ondelete="SET NULL"), nullable=True
