@@ -15,10 +15,21 @@ __all__ = ["ExecutionEngine"]
 
 
 class ExecutionEngine(Protocol):
-    """Protocol for workflow execution engines (local, persistent, SAQ)."""
+    """Protocol for workflow execution engines (local, persistent, SAQ).
+
+    ``start_workflow`` takes the documented keyword names (``workflow_name``, ``input_data``)
+    beside the positional ``workflow`` (a name, a workflow class or a definition) and
+    ``initial_data``.  The calls that change an instance return it as it is afterwards.
+    """
 
     async def start_workflow(
-        self, workflow: Any, initial_data: Mapping[str, Any] | None = None, version: str | None = None
+        self,
+        workflow: Any = None,
+        initial_data: Mapping[str, Any] | None = None,
+        version: str | None = None,
+        *,
+        workflow_name: str | None = None,
+        input_data: Mapping[str, Any] | None = None,
     ) -> WorkflowInstance:
         """Start a new workflow instance."""
 
@@ -27,13 +38,13 @@ class ExecutionEngine(Protocol):
 
     async def complete_human_task(
         self, instance_id: UUID | str, step_name: str, user_id: str, data: Mapping[str, Any]
-    ) -> Any:
-        """Complete a human task with user input."""
+    ) -> WorkflowInstance:
+        """Complete a human task with user input; the instance after the steps it unblocked."""
 
-    async def cancel_workflow(self, instance_id: UUID | str, reason: str) -> None:
-        """Cancel a running workflow."""
+    async def cancel_workflow(self, instance_id: UUID | str, reason: str) -> WorkflowInstance:
+        """Cancel a running workflow; the canceled instance."""
 
-    async def retry(self, instance_id: UUID | str, from_step: str | None = None) -> Any:
+    async def retry(self, instance_id: UUID | str, from_step: str | None = None) -> WorkflowInstance:
         """Retry a failed workflow from a specific step."""
 
     async def get_instance(self, instance_id: UUID | str) -> WorkflowInstance:
