@@ -119,53 +119,59 @@ class _Compiler:
         col = getattr(node, "col_offset", 0)
         return UnsafeExpressionError(f"unsafe or unsupported condition {self.source!r}: {what} (at column {col})")
 
-    def compile(self, node: ast.AST) -> _Eval:  # noqa: PLR0911, PLR0912 - one branch per node type
-        if isinstance(node, ast.Constant):
-            if not isinstance(node.value, str | int | float | bool | type(None)):
-                raise self.reject(node, f"constant of type {type(node.value).__name__}")
-            value = node.value
-            return lambda _data: value
-        if isinstance(node, ast.Name):
-            if node.id == "context":
-                raise self.reject(node, "'context' may only be used as context.get(...) or context[...]")
-            raise self.reject(node, f"unknown name {node.id!r}")
-        if isinstance(node, ast.BoolOp):
-            parts = [self.compile(v) for v in node.values]
-            if isinstance(node.op, ast.And):
-                return lambda data: _and(parts, data)
-            return lambda data: _or(parts, data)
-        if isinstance(node, ast.UnaryOp):
-            unary = _UNARY.get(type(node.op))
-            if unary is None:
-                raise self.reject(node, f"operator {type(node.op).__name__}")
-            operand = self.compile(node.operand)
-            return lambda data: unary(operand(data))
-        if isinstance(node, ast.BinOp):
-            binop = _BINOPS.get(type(node.op))
-            if binop is None:
-                raise self.reject(node, f"operator {type(node.op).__name__}")
-            left, right = self.compile(node.left), self.compile(node.right)
-            return lambda data: binop(left(data), right(data))
-        if isinstance(node, ast.Compare):
-            return self._compare(node)
-        if isinstance(node, ast.IfExp):
-            test, body, orelse = self.compile(node.test), self.compile(node.body), self.compile(node.orelse)
-            return lambda data: body(data) if test(data) else orelse(data)
-        if isinstance(node, ast.Subscript):
-            return self._subscript(node)
-        if isinstance(node, ast.Call):
-            return self._call(node)
-        if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            items = [self.compile(e) for e in node.elts]
-            kind: Callable[[Any], Any] = {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)]
-            return lambda data: kind(item(data) for item in items)
-        if isinstance(node, ast.Dict):
-            if any(k is None for k in node.keys):
-                raise self.reject(node, "dict unpacking")
-            keys = [self.compile(k) for k in node.keys if k is not None]
-            values = [self.compile(v) for v in node.values]
-            return lambda data: {k(data): v(data) for k, v in zip(keys, values, strict=True)}
-        raise self.reject(node, f"{type(node).__name__} expressions are not allowed")
+    def compile(self, node: ast.AST) -> _Eval:
+        """A function of the data for ``node``; ``UnsafeExpressionError`` for what is not allowed."""
+        handler = _HANDLERS.get(type(node))
+        if handler is None:
+            raise self.reject(node, f"{type(node).__name__} expressions are not allowed")
+        return handler(self, node)
+
+    def _constant(self, node: ast.Constant) -> _Eval:
+        if not isinstance(node.value, str | int | float | bool | type(None)):
+            raise self.reject(node, f"constant of type {type(node.value).__name__}")
+        value = node.value
+        return lambda _data: value
+
+    def _name(self, node: ast.Name) -> _Eval:
+        if node.id == "context":
+            raise self.reject(node, "'context' may only be used as context.get(...) or context[...]")
+        raise self.reject(node, f"unknown name {node.id!r}")
+
+    def _bool_op(self, node: ast.BoolOp) -> _Eval:
+        parts = [self.compile(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda data: _and(parts, data)
+        return lambda data: _or(parts, data)
+
+    def _unary_op(self, node: ast.UnaryOp) -> _Eval:
+        unary = _UNARY.get(type(node.op))
+        if unary is None:
+            raise self.reject(node, f"operator {type(node.op).__name__}")
+        operand = self.compile(node.operand)
+        return lambda data: unary(operand(data))
+
+    def _bin_op(self, node: ast.BinOp) -> _Eval:
+        binop = _BINOPS.get(type(node.op))
+        if binop is None:
+            raise self.reject(node, f"operator {type(node.op).__name__}")
+        left, right = self.compile(node.left), self.compile(node.right)
+        return lambda data: binop(left(data), right(data))
+
+    def _if_exp(self, node: ast.IfExp) -> _Eval:
+        test, body, orelse = self.compile(node.test), self.compile(node.body), self.compile(node.orelse)
+        return lambda data: body(data) if test(data) else orelse(data)
+
+    def _sequence(self, node: ast.List | ast.Tuple | ast.Set) -> _Eval:
+        items = [self.compile(e) for e in node.elts]
+        kind: Callable[[Any], Any] = {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)]
+        return lambda data: kind(item(data) for item in items)
+
+    def _dict(self, node: ast.Dict) -> _Eval:
+        if any(k is None for k in node.keys):
+            raise self.reject(node, "dict unpacking")
+        keys = [self.compile(k) for k in node.keys if k is not None]
+        values = [self.compile(v) for v in node.values]
+        return lambda data: {k(data): v(data) for k, v in zip(keys, values, strict=True)}
 
     def _compare(self, node: ast.Compare) -> _Eval:
         left = self.compile(node.left)
@@ -225,6 +231,24 @@ class _Compiler:
             builtin = _BUILTINS[func.id]
             return lambda data: builtin(*(a(data) for a in args))
         raise self.reject(node, f"call of {ast.unparse(func)!r}")
+
+
+# One method of ``_Compiler`` per allowed node type.
+_HANDLERS: dict[type[ast.AST], Callable[[_Compiler, Any], _Eval]] = {
+    ast.Constant: _Compiler._constant,
+    ast.Name: _Compiler._name,
+    ast.BoolOp: _Compiler._bool_op,
+    ast.UnaryOp: _Compiler._unary_op,
+    ast.BinOp: _Compiler._bin_op,
+    ast.Compare: _Compiler._compare,
+    ast.IfExp: _Compiler._if_exp,
+    ast.Subscript: _Compiler._subscript,
+    ast.Call: _Compiler._call,
+    ast.List: _Compiler._sequence,
+    ast.Tuple: _Compiler._sequence,
+    ast.Set: _Compiler._sequence,
+    ast.Dict: _Compiler._dict,
+}
 
 
 def _and(parts: list[_Eval], data: Mapping[str, Any]) -> Any:
