@@ -31,6 +31,7 @@ from flowstar.db import (
     PersistentExecutionEngine,
     SQLAlchemyStore,
     StepExecutionModel,
+    WorkflowDefinitionModel,
     WorkflowInstanceModel,
     _onestatement,
 )
@@ -349,3 +350,20 @@ async def test_outbox_rows_are_committed_with_the_transition(db_engine: AsyncEng
     assert [i for i, _e in taken] == sorted(i for i, _e in taken)
     await store.delete_outbox([i for i, _e in taken])
     assert await store.take_outbox() == []
+
+
+async def test_a_definition_row_has_the_id_steps_see_as_workflow_id(db_engine: AsyncEngine) -> None:
+    store = SQLAlchemyStore(db_engine)
+    engine = Engine(_registry(), store, InlineDispatcher())
+    try:
+        done = await engine.start_workflow("fails")
+    finally:
+        await engine.close()
+    async with db_engine.connect() as conn:
+        row_id = await conn.scalar(
+            select(WorkflowDefinitionModel.id).where(
+                WorkflowDefinitionModel.name == "fails", WorkflowDefinitionModel.version == "1.0.0"
+            )
+        )
+    assert uuid.UUID(str(row_id)) == done.context.workflow_id
+    assert uuid.UUID(str(row_id)).version == 5  # derived from name and version: the same in every database

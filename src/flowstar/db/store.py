@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -51,6 +51,7 @@ from flowstar.db._rows import outbox as _outbox
 from flowstar.db._rows import records as _records
 from flowstar.db._rows import tasks as _tasks
 from flowstar.db._rows import uuid_of as _uuid
+from flowstar.engine.views import definition_uuid
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent, decode_event
@@ -225,7 +226,8 @@ class SQLAlchemyStore:
 
     async def _add_definition(self, conn: AsyncConnection, definition: WorkflowDefinition) -> Any:
         row = {
-            "id": uuid4(),
+            # The id every engine shows as the context's ``workflow_id``.
+            "id": definition_uuid(definition.name, definition.version),
             "name": definition.name,
             "version": definition.version,
             "description": definition.description or None,
