@@ -193,30 +193,22 @@ class EngineLoop(EngineReads):
                     finished_at=self.clock.now(),
                     error=describe_error(exc),
                 )
-                return await self._commit_result(scope, None, token_id, failed, state.id)
+                return await self._apply(state.id, _outcome(token_id, failed, events), None, definition)
         except (StaleTokenError, TaskAlreadyCompletedError):
             log.info("activation was consumed elsewhere", instance_id=state.id, step=token.step)
             return None
 
     async def _commit_result(
-        self,
-        scope: _RunScope,
-        state: InstanceState | None,
-        token_id: str,
-        result: StepResult,
-        instance_id: str | None = None,
+        self, scope: _RunScope, state: InstanceState, token_id: str, result: StepResult
     ) -> CommitPlan:
-        """Commit a step's outcome on ``state`` (None: on the stored state of ``instance_id``)."""
-        events = scope.events
+        """Commit a step's outcome: built on the state at hand, rebuilt by ``_apply`` after a conflict."""
         # The step's end is the transition's time: nothing happened in between.
-        return await self._apply(
-            state.id if state is not None else str(instance_id),
-            lambda d, s: apply_step_result(
-                d, s, token_id, result, now=result.finished_at, new_id=new_id, events=events
-            ),
-            state,
-            scope.definition,
+        plan = apply_step_result(
+            scope.definition, state, token_id, result, now=result.finished_at, new_id=new_id, events=scope.events
         )
+        if await self._commit(plan):
+            return plan
+        return await self._apply(state.id, _outcome(token_id, result, scope.events), None, scope.definition)
 
     def _definition(self, state: InstanceState) -> WorkflowDefinition:
         return self.registry.get_definition(state.workflow_name, state.workflow_version)
@@ -286,6 +278,11 @@ def _copy(data: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of JSON data (a JSON round trip is the fastest one)."""
     copied: dict[str, Any] = _decode(_encode(data))
     return copied
+
+
+def _outcome(token_id: str, result: StepResult, events: bool) -> Build:
+    """The transition that commits ``result`` for the activation ``token_id``."""
+    return lambda d, s: apply_step_result(d, s, token_id, result, now=result.finished_at, new_id=new_id, events=events)
 
 
 def _chainable(tokens: Sequence[Token]) -> Token | None:
