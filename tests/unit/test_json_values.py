@@ -108,6 +108,17 @@ def test_depth_up_to_the_limit_is_accepted() -> None:
             json_data(too_deep)
 
 
+def test_long_values_are_measured_by_their_nesting_not_their_length() -> None:
+    brackets = {"text": "[{" * 500 + '\\"]}"' * 100, "rows": [{"id": i, "tags": ["a"]} for i in range(500)]}
+    assert json_data(brackets) == brackets
+    padded = [_nested_lists(MAX_DEPTH - 1), "x" * 1000]
+    assert json_data(padded) == padded
+    with pytest.raises(ValidationError, match=f"nests deeper than {MAX_DEPTH} levels at \\[0\\]"):
+        json_data([_nested_lists(MAX_DEPTH), "x" * 1000])
+    with pytest.raises(ContextSerializationError, match=r"nan is not a JSON number at \[499\]\['v'\]"):
+        json_data([{"v": 1.0}] * 499 + [{"v": math.nan}])
+
+
 @pytest.mark.parametrize("make", [_nested_lists, _nested_dicts])
 def test_a_100000_level_value_is_a_validation_error_not_a_recursion_error(make: Any) -> None:
     deep = make(100_000)

@@ -50,10 +50,7 @@ _MISSING: Any = object()
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 _UTC = _dt.UTC
-# Every container level takes at least two bytes of JSON ("[" and "]"), so an encoding shorter
-# than this cannot nest deeper than MAX_DEPTH + 1 levels (a mapping's values: MAX_DEPTH).
-_DEPTH_SAFE_BYTES = 2 * (MAX_DEPTH + 1)
-_SCALARS = (str, int, bool)
+_CONTAINERS = (list, dict)
 # Integers of any size are JSON numbers every store keeps exactly; only Python's own limit on
 # converting them to text (4300 digits) stops one.  Below this bound the fast paths need no
 # encoding to know it is fine.
@@ -103,23 +100,52 @@ def json_data(value: Any, what: str = "value") -> Any:
 
 def _converted(value: Any, what: str) -> Any:
     """``json_data`` past its scalar fast path."""
-    same = _unchanged(value, _DEPTH_SAFE_BYTES)
+    same = _unchanged(value, MAX_DEPTH)
     return same[1] if same is not None else _strict(value, what)
 
 
-def _unchanged(value: Any, limit: int) -> tuple[bytes, Any] | None:
-    """``value``'s encoding and its decoded copy, if the copy is equal and shorter than ``limit``.
+def _unchanged(value: Any, levels: int) -> tuple[bytes, Any] | None:
+    """``value``'s encoding and decoded copy, if the copy is equal and nests at most ``levels``.
 
-    A short encoding cannot hide a deep value, and equal after the round trip means nothing
-    was changed on the way (NaN became None, bytes a base64 string, a set a list are all
-    unequal).  The length is checked first: comparing deep values recurses.
+    Equal after the round trip means nothing was changed on the way (NaN became None, bytes
+    a base64 string, a set a list are all unequal).  ``None`` sends the value to the strict
+    check, which says what is wrong and where.
     """
     try:
         encoded = _encode(value)
         decoded = _decode(encoded)
-    except (TypeError, ValueError, msgspec.EncodeError, RecursionError):
+        same = decoded == value
+    except (TypeError, ValueError, msgspec.EncodeError, RecursionError):  # (comparing deep values recurses)
         return None
-    return (encoded, decoded) if len(encoded) < limit and decoded == value else None
+    if not same:
+        return None
+    # Each level takes at least two bytes and an opening bracket of its own (brackets inside
+    # strings only add to the count): a value short or with few brackets needs no walk.
+    if (
+        len(encoded) >= 2 * (levels + 1)
+        and encoded.count(b"[") + encoded.count(b"{") > levels
+        and _deeper_than(decoded, levels)
+    ):
+        return None
+    return encoded, decoded
+
+
+def _deeper_than(data: Any, levels: int) -> bool:
+    """Whether the JSON data ``data`` (lists, dicts, scalars) nests more than ``levels`` deep.
+
+    Level by level, without recursion: each pass keeps the containers of the one before.
+    """
+    frontier = [data]
+    for _ in range(levels):
+        frontier = [
+            item
+            for container in frontier
+            for item in (container.values() if type(container) is dict else container)
+            if type(item) in _CONTAINERS
+        ]
+        if not frontier:
+            return False
+    return True
 
 
 def _strict(value: Any, what: str) -> Any:
@@ -212,7 +238,7 @@ def json_object(payload: Any, what: str, max_bytes: int | None = None) -> dict[s
         return {}
     data = payload if type(payload) is dict else dict(payload)
     # The object itself is one level more than each of its values may have.
-    same = _unchanged(data, _DEPTH_SAFE_BYTES + 2)
+    same = _unchanged(data, MAX_DEPTH + 1)
     if same is not None:
         encoded, converted = same[0], cast("dict[str, Any]", same[1])
     else:
@@ -389,7 +415,7 @@ class WorkflowContext:
         ):
             stored = value
         else:
-            same = _unchanged(value, _DEPTH_SAFE_BYTES)
+            same = _unchanged(value, MAX_DEPTH)
             stored = same[1] if same is not None else _strict(value, f"context value for {key!r}")
         self.data[key] = stored
         self.changes[key] = stored
