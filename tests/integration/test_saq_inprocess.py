@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from redis.asyncio import Redis
-from tests.integration.saq_support import SaqEnv, inprocess_worker, side_effects
+from tests.integration.saq_support import REGISTRY, SaqEnv, inprocess_worker, side_effects
 
 from flowstar import StepStatus, TaskStatus, WorkflowStatus
+from flowstar.model.registry import load_registry
+from flowstar.saq import SAQExecutionEngine
 
 
 async def test_quickstart_approval_waits_for_the_manager_then_completes(saq_env: SaqEnv) -> None:
@@ -89,3 +92,23 @@ async def test_wait_for_status_falls_back_to_polling_when_pubsub_is_unreachable(
         finally:
             await client.redis.aclose()
     assert done.status is WorkflowStatus.COMPLETED
+
+
+async def test_the_engine_takes_queue_and_persistence_only_as_documented(
+    saq_env: SaqEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 03-execution: ``SAQExecutionEngine(queue=queue, persistence=persistence)``; the registry
+    # is the one FLOWSTAR_REGISTRY names (the workers' registry).
+    monkeypatch.setenv("FLOWSTAR_REGISTRY", REGISTRY)
+    queue = await saq_env.queue_client()
+    engine = SAQExecutionEngine(queue=queue, persistence=saq_env.database_url, run_reconciler=False)
+    try:
+        assert engine.registry is load_registry(REGISTRY)
+        async with inprocess_worker(saq_env):
+            started = await engine.start_workflow("linear3", {"n": 1})
+            done = await engine.wait_for_status(started.id, timeout=20)
+        assert done.status is WorkflowStatus.COMPLETED, done.error
+        assert done.context.get("trail") == ["one", "two", "three"]
+    finally:
+        await engine.close()
+        await queue.disconnect()

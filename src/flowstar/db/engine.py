@@ -63,7 +63,7 @@ class PersistentExecutionEngine(Engine):
 
     def __init__(
         self,
-        registry: WorkflowRegistry,
+        registry: WorkflowRegistry | None = None,
         session: AsyncSession | None = None,
         event_bus: EventBus | None = None,
         *,

@@ -21,19 +21,17 @@ from flowstar.engine.ids import new_id
 from flowstar.engine.loop import EngineLoop
 from flowstar.engine.ports import Dispatcher, Store
 from flowstar.engine.views import WorkflowInstance, instance_view
-from flowstar.model.context import to_json_value
+from flowstar.model.context import json_object
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus
 from flowstar.model.errors import (
     ConcurrencyError,
-    ContextSerializationError,
     InstanceNotFoundError,
     InvalidTransitionError,
     TaskAlreadyCompletedError,
     TaskNotFoundError,
-    ValidationError,
 )
-from flowstar.model.registry import WorkflowRegistry
+from flowstar.model.registry import WorkflowRegistry, default_registry
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, Token
 from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
@@ -56,7 +54,8 @@ class Engine(EngineLoop):
     """Runs workflow instances on the given store and dispatcher.
 
     Args:
-        registry: where definitions are looked up.
+        registry: where definitions are looked up; None: ``default_registry()`` (the one
+            ``FLOWSTAR_REGISTRY`` names, else the process-wide default registry).
         store: state of record.
         dispatcher: runs committed activations (in this process, or as SAQ jobs).
         event_bus: receives every event after its commit.
@@ -68,7 +67,7 @@ class Engine(EngineLoop):
 
     def __init__(
         self,
-        registry: WorkflowRegistry,
+        registry: WorkflowRegistry | None,
         store: Store,
         dispatcher: Dispatcher,
         *,
@@ -78,7 +77,7 @@ class Engine(EngineLoop):
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__()
-        self.registry = registry
+        self.registry = registry if registry is not None else default_registry()
         self.store = store
         self.dispatcher = dispatcher
         self.event_bus = event_bus
@@ -287,24 +286,8 @@ class Engine(EngineLoop):
     # -- internals ----------------------------------------------------------------------
 
     def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
-        """A mapping entering through the API as JSON data, within the size limit."""
-        if type(payload) is not dict and not isinstance(payload, Mapping):  # (an ABC check is slow)
-            raise ValidationError(f"{what} must be a JSON object, got {type(payload).__name__}")
-        for key in payload:
-            if not isinstance(key, str):
-                raise ContextSerializationError(f"{what}: keys must be strings, got {key!r}")
-        if not payload:
-            return {}
-        try:
-            encoded = _encode(payload)
-            converted: dict[str, Any] = _decode(encoded)
-        except (TypeError, msgspec.EncodeError, ValueError):
-            # Find the offending key and report it the way a step's ``context.set`` would.
-            converted = {key: to_json_value(key, value) for key, value in payload.items()}
-            encoded = _encode(converted)
-        if self.max_payload_bytes and len(encoded) > self.max_payload_bytes:
-            raise ValidationError(f"{what} is {len(encoded)} bytes; the limit is {self.max_payload_bytes}")
-        return converted
+        """A mapping entering through the API as JSON data, within the size limit (see ``json_object``)."""
+        return json_object(payload, what, self.max_payload_bytes)
 
     async def _complete_task_token(
         self, state: InstanceState, token: Token, user_id: str, data: Mapping[str, Any]

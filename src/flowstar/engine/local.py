@@ -28,7 +28,7 @@ class LocalExecutionEngine(Engine):
     """In-process async execution engine.
 
     Args:
-        registry: workflow registry containing definitions.
+        registry: workflow registry containing definitions (None: ``default_registry()``).
         persistence: where state lives: in memory when omitted; a store; or (with the ``db``
             extra) an SQLAlchemy async engine, session, session factory, repository or URL.
         event_bus: receives every event after its commit.
@@ -37,7 +37,7 @@ class LocalExecutionEngine(Engine):
 
     def __init__(
         self,
-        registry: WorkflowRegistry,
+        registry: WorkflowRegistry | None = None,
         persistence: Store | object | None = None,
         event_bus: EventBus | None = None,
         *,

@@ -177,6 +177,8 @@ class EngineLoop(EngineReads):
                 state.started_at,
                 scope.actor,
                 state.tenant_id,
+                workflow_name=definition.name,
+                history=state.history,
             )
             step = definition.steps[token.step]
             result = await run_step(

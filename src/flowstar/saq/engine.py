@@ -47,7 +47,9 @@ class SAQExecutionEngine(Engine):
     return at once; ``wait_for_status`` awaits an outcome committed by any process.
 
     Args:
-        registry: definitions (every worker needs the same ones).
+        registry: definitions (every worker needs the same ones); None: ``default_registry()``
+            (the registry ``FLOWSTAR_REGISTRY`` names, else the process-wide default one), so
+            ``SAQExecutionEngine(queue=queue, persistence=persistence)`` works as documented.
         queue: a ``saq.queue.redis.RedisQueue``.
         persistence: a ``SQLAlchemyStore``, an SQLAlchemy engine/session factory, or a URL.
         event_bus: a ``RedisStreamEventBus``; events then go through the outbox to it.
@@ -61,7 +63,7 @@ class SAQExecutionEngine(Engine):
 
     def __init__(
         self,
-        registry: WorkflowRegistry,
+        registry: WorkflowRegistry | None = None,
         *,
         queue: Queue,
         persistence: Any,
