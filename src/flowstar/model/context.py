@@ -52,9 +52,10 @@ _decode = msgspec.json.decode
 _UTC = _dt.UTC
 _CONTAINERS = (list, dict)
 # Integers of any size are JSON numbers every store keeps exactly; only Python's own limit on
-# converting them to text (4300 digits) stops one.  Below this bound the fast paths need no
-# encoding to know it is fine.
-_INT_BOUND = 1 << 13_000
+# converting them to text (4300 digits) stops one.  Within these bounds (both precomputed: the
+# fast paths compare, they do not build big numbers) no encoding is needed to know it is fine.
+_INT_MAX = 1 << 63
+_INT_MIN = -_INT_MAX
 # Types with exactly one JSON spelling, which msgspec's encoder gives them.
 _ONE_SPELLING = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, UUID, Decimal)
 
@@ -91,7 +92,7 @@ def json_data(value: Any, what: str = "value") -> Any:
     if kind is str or kind is bool or value is None:
         return value
     if kind is int:
-        if -_INT_BOUND < value < _INT_BOUND:
+        if _INT_MIN <= value <= _INT_MAX:
             return value
     elif kind is float and value - value == 0.0:  # finite (NaN and infinities give NaN)
         return value
@@ -410,7 +411,7 @@ class WorkflowContext:
             kind is str
             or kind is bool
             or value is None
-            or (kind is int and -_INT_BOUND < value < _INT_BOUND)
+            or (kind is int and _INT_MIN <= value <= _INT_MAX)
             or (kind is float and value - value == 0.0)
         ):
             stored = value
