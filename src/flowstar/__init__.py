@@ -9,13 +9,16 @@ from flowstar.engine.views import WorkflowInstance
 from flowstar.exceptions import (
     ConcurrencyError,
     ConditionEvaluationError,
+    ConfigurationError,
     ContextSerializationError,
     FlowstarError,
     FormValidationError,
     InstanceNotFoundError,
     InvalidTransitionError,
     StepExecutionError,
+    StepNotFoundError,
     StepTimeoutError,
+    StoreUnavailableError,
     TaskAlreadyCompletedError,
     TaskNotFoundError,
     UnsafeExpressionError,
@@ -29,7 +32,7 @@ from flowstar.model.definition import Edge, WorkflowDefinition, WorkflowGraph
 from flowstar.model.enums import StepStatus, StepType, TaskStatus, WorkflowStatus
 from flowstar.model.gateways import BaseGateway, ExclusiveGateway, ParallelGateway
 from flowstar.model.protocols import ExecutionEngine
-from flowstar.model.registry import WorkflowRegistry
+from flowstar.model.registry import WorkflowRegistry, default_registry
 from flowstar.model.retry import RetryPolicy
 from flowstar.model.state import HumanTask, StepRecord
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep, BaseStep, Step
@@ -46,6 +49,7 @@ __all__ = [
     "ConcurrencyError",
     "Condition",
     "ConditionEvaluationError",
+    "ConfigurationError",
     "ContextSerializationError",
     "Edge",
     "Engine",
@@ -66,10 +70,12 @@ __all__ = [
     "Step",
     "StepExecution",
     "StepExecutionError",
+    "StepNotFoundError",
     "StepGroup",
     "StepRecord",
     "StepStatus",
     "StepTimeoutError",
+    "StoreUnavailableError",
     "StepType",
     "SystemClock",
     "TaskAlreadyCompletedError",
@@ -88,4 +94,5 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowsError",
     "__version__",
+    "default_registry",
 ]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowstar.engine.groups import ParallelGroup, StepGroup, gather
-from flowstar.model.context import WorkflowContext, to_json_value
+from flowstar.model.context import WorkflowContext, json_data
 from flowstar.model.enums import StepStatus, StepType
 from flowstar.model.errors import StepTimeoutError
 from flowstar.model.gateways import BaseGateway
@@ -92,12 +92,12 @@ def _utcnow() -> datetime:
 
 
 def _json_output(step_name: str, result: Any) -> Any:
-    return None if result is None else to_json_value(f"{step_name} result", result)
+    return None if result is None else json_data(result, f"result of step {step_name!r}")
 
 
 def output_of(step: Step, result: Any) -> Any:
     """A step's return value as JSON data; ``ContextSerializationError`` if it is none."""
-    return to_json_value(f"{step.name} result", result)
+    return json_data(result, f"result of step {step.name!r}")
 
 
 async def failure(
