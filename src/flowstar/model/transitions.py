@@ -155,7 +155,7 @@ def apply_step_result(
 
 def _emit_step_events(tr: PlanBuilder, token: Token, step_type: str, result: StepResult) -> None:
     """StepStarted, the outcome's event (StepCompleted, StepFailed or StepSkipped), StepExecuted."""
-    base = {"step_name": token.step, "step_type": step_type, "attempt": token.attempt}
+    base: dict[str, Any] = {"step_name": token.step, "step_type": step_type, "attempt": token.attempt}
     duration = (result.finished_at - result.started_at).total_seconds() * 1000
     tr.emit(StepStarted, timestamp=result.started_at, **base)
     if result.status == "failed":
