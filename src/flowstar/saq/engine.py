@@ -208,6 +208,13 @@ class SAQExecutionEngine(Engine):
     async def _beat(self, run: JobRun, every: float, task: asyncio.Future[None]) -> bool:
         """Renew the current lease and the job's heartbeat until cancelled; True if the lease was lost."""
         while True:
+            # A cancellation that lands as a Redis command completes is lost inside redis-py
+            # on Python 3.11 (see ``raise_if_cancel_requested``).  A job's run ends just as a
+            # beat starts more often than chance suggests (both follow the same clock: a
+            # database call that timed out, a beat each third of the heartbeat), and a beat
+            # that carried on would keep the finished job alive and its lease held for ever,
+            # so that neither SAQ's sweep nor the reconciler could hand the activation on.
+            raise_if_cancel_requested()
             await asyncio.sleep(every)
             lease = run.lease
             try:

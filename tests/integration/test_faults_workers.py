@@ -1,0 +1,187 @@
+"""SAQ worker processes ride out a stalled PostgreSQL, and a stalled Redis, without a restart.
+
+A worker (``saq worker.settings``, as users run it) works against a private PostgreSQL
+cluster and a private redis-server; a test freezes one of them (SIGSTOP) while steps are in
+flight and timers are due, resumes it, and every workflow completes in the same worker
+process, each step's outcome recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from tests.integration.private_servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    create_schema,
+    private_postgres,
+    private_redis_server,
+)
+from tests.integration.saq_support import SaqEnv, WorkerPool, wait_for
+from tests.integration.saq_workflows import SIDE_EFFECTS_DDL
+
+from flowstar.db import create_database_engine, metadata
+from flowstar.saq.jobrun import JobRun
+from flowstar.saq.lease import Lease
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DB_TIMEOUT = 2.0
+CHAIN = ("c1", "c2", "c3", "c4")
+
+
+@dataclass
+class FaultEnv(SaqEnv):
+    """A ``SaqEnv`` whose worker processes get the small database bound too.
+
+    Their steps record no side effects: a step body's own write to the stalled server would
+    time out and fail the step (as it should, without a retry policy), and these tests are
+    about the worker's calls, which they check through the step records.
+    """
+
+    def worker_env(self, **overrides: Any) -> dict[str, str]:
+        env = super().worker_env(**overrides)
+        env["FLOWSTAR_DB_TIMEOUT"] = str(DB_TIMEOUT)
+        del env["FLOWSTAR_TEST_SIDE_EFFECTS_URL"]
+        return env
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PrivatePostgres]:
+    with private_postgres() as server:
+        asyncio.run(create_schema(server.url, SIDE_EFFECTS_DDL))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[PrivateRedis]:
+    with private_redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def saq_env(
+    postgres: PrivatePostgres, redis_server: PrivateRedis, unique_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FaultEnv]:
+    monkeypatch.setenv("FLOWSTAR_DB_TIMEOUT", str(DB_TIMEOUT))  # the API-side client's engine
+    db = create_database_engine(postgres.url, pool_size=2, max_overflow=2)
+    async with db.begin() as conn:
+        # SaqEnv counts instances by workflow name: every test starts from empty tables.
+        tables = ", ".join([*(t.name for t in metadata.sorted_tables), "saq_side_effects"])
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    redis = Redis.from_url(f"{redis_server.url}/0")
+    fault_env = FaultEnv(
+        database_url=postgres.url, redis_url=f"{redis_server.url}/0", queue=unique_prefix, db=db, redis=redis
+    )
+    try:
+        yield fault_env
+    finally:
+        postgres.thaw()
+        redis_server.thaw()
+        await fault_env.delete_redis_keys()
+        await redis.aclose()
+        await db.dispose()
+
+
+async def _records(env: SaqEnv, ids: list[str]) -> Counter[tuple[str, str, str]]:
+    found = await env.rows(
+        "SELECT instance_id::text AS instance_id, step_name, status FROM workflow_step_executions"
+        " WHERE instance_id::text = ANY(:ids)",
+        ids=ids,
+    )
+    return Counter((r.instance_id, r.step_name, r.status) for r in found)
+
+
+async def _some_steps_done(env: SaqEnv, ids: list[str]) -> bool:
+    done = await env.scalar(
+        "SELECT count(*) FROM workflow_step_executions WHERE status = 'succeeded' AND instance_id::text = ANY(:ids)",
+        ids=ids,
+    )
+    return int(done) > 0
+
+
+async def _start_work(env: FaultEnv) -> tuple[list[str], list[str]]:
+    """Chains with steps in flight, and timers due in a few seconds."""
+    async with env.client() as client:
+        chains = [str((await client.start_workflow("chain4", {"sleep": 0.3})).id) for _ in range(6)]
+        timed = [str((await client.start_workflow("timed", {"delay": 2})).id) for _ in range(3)]
+    return chains, timed
+
+
+async def _assert_all_done_once(env: FaultEnv, chains: list[str], timed: list[str]) -> None:
+    await env.wait_all("chain4", len(chains), within=40)
+    await env.wait_all("timed", len(timed), within=40)
+    assert await _records(env, chains) == {(i, s, "succeeded"): 1 for i in chains for s in CHAIN}
+    assert await _records(env, timed) == {(i, s, "succeeded"): 1 for i in timed for s in ("arm", "wait", "fired")}
+
+
+# What a worker logs once the stall hit it: the fault lasts at least that long.
+_FELT = {
+    "postgres": "StoreUnavailableError",
+    "redis": "Timeout reading from",
+}
+
+
+@pytest.mark.parametrize("stalled", ["postgres", "redis"])
+async def test_a_worker_comes_back_by_itself_after_a_server_stalled(
+    saq_env: FaultEnv, workers: WorkerPool, request: pytest.FixtureRequest, stalled: str
+) -> None:
+    server: PrivatePostgres | PrivateRedis = request.getfixturevalue(
+        "postgres" if stalled == "postgres" else "redis_server"
+    )
+    worker = await workers.start(stalled)
+    chains, timed = await _start_work(saq_env)
+    await wait_for(lambda: _some_steps_done(saq_env, chains), within=20, what="steps in flight")
+    seen = len(worker.output())
+
+    async def felt() -> bool:
+        return _FELT[stalled] in worker.output()[seen:]
+
+    with server.stalled():
+        # Until the worker's own calls failed on it (commits, loads, dequeues, heartbeats).
+        await wait_for(felt, within=20, interval=0.1, what=f"the worker to notice the {stalled} stall")
+    await _assert_all_done_once(saq_env, chains, timed)
+    assert worker.proc.poll() is None, worker.output()[-3000:]
+
+
+class _CancelLosingLease(Lease):
+    """A lease whose renewal loses a cancellation, as redis-py's ``wait_for`` does on Python 3.11.
+
+    (There the request completes in the same loop pass that the cancellation lands in, and
+    ``asyncio.wait_for`` returns the result instead of raising; the window is too narrow to
+    hit on purpose, so the renewal here swallows the cancellation outright.)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.renewing = asyncio.Event()
+
+    async def extend(self) -> bool:
+        self.renewing.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        return await super().extend()
+
+
+async def test_a_heartbeat_whose_cancellation_was_lost_in_redis_still_stops(saq_env: FaultEnv) -> None:
+    async with saq_env.client() as engine:
+        lease = _CancelLosingLease(engine.redis, f"flowstar:{saq_env.queue}:lease:t", owner="me", ttl_ms=5000)
+        assert await lease.acquire()
+        step: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        beat = asyncio.create_task(engine._beat(JobRun("i", lease=lease), 0.01, step))
+        await asyncio.wait_for(lease.renewing.wait(), 5)
+        beat.cancel()
+        # A beat that carried on would keep its finished job alive and the lease held for ever.
+        done, _ = await asyncio.wait({beat}, timeout=5)
+        assert done == {beat}
+        assert beat.cancelled()
+        assert not step.done()
+        await lease.release()
