@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Mapping
@@ -10,7 +9,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from flowstar.model.errors import ValidationError
-from flowstar.model.registry import WorkflowRegistry
+
+# The loader lives with the registry; importable from here as before.
+from flowstar.model.registry import load_registry
 
 __all__ = ["DEFAULT_DB_TIMEOUT", "FlowstarSettings", "check_timeout", "database_timeout", "load_registry"]
 
@@ -111,16 +112,3 @@ def database_timeout(environ: Mapping[str, str] | None = None) -> float:
         raise ValidationError(f"FLOWSTAR_DB_TIMEOUT={raw!r} is not a number of seconds") from exc
     check_timeout("FLOWSTAR_DB_TIMEOUT", value)
     return value
-
-
-def load_registry(path: str) -> WorkflowRegistry:
-    """Import ``module:attribute`` (or ``module.attribute``) and return the registry it names."""
-    module_name, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
-    if not module_name or not attribute:
-        raise ValueError(f"registry path {path!r} must look like 'package.module:registry'")
-    target: Any = getattr(importlib.import_module(module_name), attribute)
-    if callable(target) and not isinstance(target, WorkflowRegistry):
-        target = target()
-    if not isinstance(target, WorkflowRegistry):
-        raise TypeError(f"{path} is {type(target).__name__}, not a WorkflowRegistry")
-    return target
