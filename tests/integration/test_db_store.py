@@ -3,6 +3,7 @@ transactional path writes, refuses stale versions, falls back when it must; the 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar import (
@@ -37,6 +38,7 @@ from flowstar.db import (
 )
 from flowstar.db._plan import PlanRows, plan_rows
 from flowstar.engine.core import Engine
+from flowstar.engine.views import definition_uuid
 from flowstar.model.enums import StepStatus, TaskStatus
 from flowstar.model.events import decode_event
 from flowstar.model.state import HumanTask, RecordUpdate, StepRecord, TaskUpdate
@@ -367,3 +369,36 @@ async def test_a_definition_row_has_the_id_steps_see_as_workflow_id(db_engine: A
         )
     assert uuid.UUID(str(row_id)) == done.context.workflow_id
     assert uuid.UUID(str(row_id)).version == 5  # derived from name and version: the same in every database
+
+
+@postgres_only
+async def test_two_processes_recording_a_definition_at_once_both_succeed(db_engine: AsyncEngine) -> None:
+    """Another process inserts the same definition row and has not committed yet: this one
+    waits for it, then finds its row (the primary key collides as well as name and version)."""
+    definition = _registry().get_definition("fails")
+    row = {
+        "id": definition_uuid(definition.name, definition.version),
+        "name": definition.name,
+        "version": definition.version,
+        "definition_json": definition.describe(),
+        "is_active": True,
+    }
+    store = SQLAlchemyStore(db_engine)
+    async with db_engine.connect() as other:
+        transaction = await other.begin()
+        await other.execute(insert(WorkflowDefinitionModel.__table__), row)
+        ensuring = asyncio.create_task(store.ensure_definition(definition))
+        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        blocked = False
+        async with db_engine.connect() as probe:
+            for _ in range(1000):
+                blocked = bool(await probe.scalar(waiting))
+                if blocked or ensuring.done():
+                    break
+                await asyncio.sleep(0.01)
+        assert blocked  # waiting for the other process's row
+        assert not ensuring.done()
+        await transaction.commit()
+    await ensuring
+    async with db_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(WorkflowDefinitionModel.__table__)) == 1

@@ -85,13 +85,15 @@ _FIND_DEFINITION = select(_definitions.c.id).where(
 )
 
 
-def _insert_ignoring_duplicates(dialect: str, key: list[str]) -> Any:
-    """An ``INSERT`` (instances or definitions, by ``key``) that writes nothing where ``key``
-    exists: a lost race, not an error.
+def _insert_ignoring_duplicates(dialect: str, table: Any, key: list[str] | None) -> Any:
+    """An ``INSERT`` into ``table`` that writes nothing where ``key`` exists (any unique key
+    when ``key`` is None): a lost race, not an error.
 
-    On other databases a duplicate raises ``IntegrityError``.
+    A definition's row id is derived from its name and version, so two processes recording
+    it at once collide on the primary key as well as on (name, version); PostgreSQL checks
+    only the named arbiter, so definitions ignore a conflict on any key.  On other
+    databases a duplicate raises ``IntegrityError``.
     """
-    table = _instances if key == ["id"] else _definitions
     if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
     if dialect == "sqlite":
@@ -193,8 +195,8 @@ class SQLAlchemyStore:
         dialect = engine.dialect.name
         self._postgres = dialect == "postgresql"
         self.one_statement = self._postgres if one_statement is None else one_statement and self._postgres
-        self._insert_instance = _insert_ignoring_duplicates(dialect, ["id"])
-        self._insert_definition = _insert_ignoring_duplicates(dialect, ["name", "version"])
+        self._insert_instance = _insert_ignoring_duplicates(dialect, _instances, ["id"])
+        self._insert_definition = _insert_ignoring_duplicates(dialect, _definitions, None)
         # Same pool; connections checked out through it skip BEGIN/COMMIT (asyncpg sets the
         # mode client-side, so switching costs no round trip).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
