@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import pytest
 from redis.asyncio import Redis
+from saq.queue.redis import RedisQueue
 from sqlalchemy import text
 from tests.integration.private_servers import (
     PrivatePostgres,
@@ -28,13 +31,22 @@ from tests.integration.private_servers import (
 from tests.integration.saq_support import SaqEnv, WorkerPool, wait_for
 from tests.integration.saq_workflows import SIDE_EFFECTS_DDL
 
+from flowstar import TaskStatus, WorkflowStatus
 from flowstar.db import create_database_engine, metadata
+from flowstar.model.errors import StoreUnavailableError, TaskAlreadyCompletedError
+from flowstar.saq import SAQExecutionEngine, build_engine
 from flowstar.saq.jobrun import JobRun
 from flowstar.saq.lease import Lease
+from flowstar.saq.worker import redis_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DB_TIMEOUT = 2.0
+# redis-py's bound on one socket operation, set in the URL as an operator would (above the
+# worker's 1 s dequeue wait, which an idle worker's BLMOVE spends on the socket).
+REDIS_TIMEOUT = 2.0
+# Above a bound: the event loop's scheduling, dropping a connection, a busy machine.
+SLACK = 1.5
 CHAIN = ("c1", "c2", "c3", "c4")
 
 
@@ -77,10 +89,9 @@ async def saq_env(
         # SaqEnv counts instances by workflow name: every test starts from empty tables.
         tables = ", ".join([*(t.name for t in metadata.sorted_tables), "saq_side_effects"])
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    redis = Redis.from_url(f"{redis_server.url}/0")
-    fault_env = FaultEnv(
-        database_url=postgres.url, redis_url=f"{redis_server.url}/0", queue=unique_prefix, db=db, redis=redis
-    )
+    redis_url = f"{redis_server.url}/0?socket_timeout={REDIS_TIMEOUT}&socket_connect_timeout={REDIS_TIMEOUT}"
+    redis = Redis.from_url(redis_url)
+    fault_env = FaultEnv(database_url=postgres.url, redis_url=redis_url, queue=unique_prefix, db=db, redis=redis)
     try:
         yield fault_env
     finally:
@@ -185,3 +196,90 @@ async def test_a_heartbeat_whose_cancellation_was_lost_in_redis_still_stops(saq_
         assert beat.cancelled()
         assert not step.done()
         await lease.release()
+
+
+async def _fails_within(bound: float, call: Awaitable[Any]) -> None:
+    """``call`` raises ``StoreUnavailableError`` after about ``bound`` seconds."""
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError):
+        await call
+    elapsed = time.monotonic() - started
+    assert bound - 0.1 <= elapsed < bound + SLACK, f"failed after {elapsed:.2f}s, bound {bound}s"
+
+
+async def _complete_again(client: SAQExecutionEngine, instance_id: UUID) -> str:
+    try:
+        await client.complete_human_task(instance_id, "manager_approval", "manager", {"approved": True})
+    except TaskAlreadyCompletedError:
+        return "already completed"
+    return "completed"
+
+
+async def _approval_finished_once(env: FaultEnv, client: SAQExecutionEngine, instance_id: UUID) -> None:
+    done = await client.wait_for_status(instance_id, WorkflowStatus.COMPLETED, timeout=30, poll_interval=0.2)
+    assert done.context.get("status") == "processed"
+    history = sorted((h.step_name, h.status.value) for h in await client.get_history(instance_id))
+    assert history == [("manager_approval", "succeeded"), ("process", "succeeded"), ("submit", "succeeded")]
+    tasks = await env.rows("SELECT status FROM workflow_human_tasks WHERE instance_id = :i", i=instance_id)
+    assert [t.status for t in tasks] == [TaskStatus.COMPLETED.value]
+
+
+async def _singles_finished_once(env: FaultEnv, count: int) -> None:
+    await env.wait_all("single", count, within=30)
+    ids = [str(r.id) for r in await env.rows("SELECT id FROM workflow_instances WHERE workflow_name = 'single'")]
+    assert len(ids) == count
+    assert await _records(env, ids) == {(i, "only", "succeeded"): 1 for i in ids}
+
+
+async def _waiting_for_approval(client: SAQExecutionEngine) -> UUID:
+    started = await client.start_workflow("approval_workflow", {"request_id": "R-1", "amount": 5.0})
+    await client.wait_for_status(started.id, WorkflowStatus.WAITING, timeout=20, poll_interval=0.2)
+    return started.id
+
+
+async def test_saq_calls_on_a_stalled_postgres_fail_within_the_bound_and_apply_once(
+    saq_env: FaultEnv, workers: WorkerPool, postgres: PrivatePostgres
+) -> None:
+    await workers.start("api-pg")
+    async with saq_env.client() as client:
+        instance_id = await _waiting_for_approval(client)
+        with postgres.stalled():
+            await _fails_within(
+                DB_TIMEOUT,
+                client.complete_human_task(instance_id, "manager_approval", "manager", {"approved": True}),
+            )
+            await _fails_within(DB_TIMEOUT, client.start_workflow("single", {}))
+        # Resumed: each outcome committed once or not at all, and a retry agrees with the rows.
+        tasks = await saq_env.rows("SELECT status FROM workflow_human_tasks WHERE instance_id = :i", i=instance_id)
+        applied = [t.status for t in tasks] == [TaskStatus.COMPLETED.value]
+        assert await _complete_again(client, instance_id) == ("already completed" if applied else "completed")
+        await _approval_finished_once(saq_env, client, instance_id)
+        started = await saq_env.count_status("single", WorkflowStatus.PENDING)
+        started += await saq_env.count_status("single", WorkflowStatus.RUNNING)
+        started += await saq_env.count_status("single", WorkflowStatus.COMPLETED)
+        assert started <= 1
+        await client.start_workflow("single", {})
+        await _singles_finished_once(saq_env, started + 1)
+
+
+async def test_saq_calls_on_a_stalled_redis_commit_once_within_the_bound(
+    saq_env: FaultEnv, workers: WorkerPool, redis_server: PrivateRedis
+) -> None:
+    await workers.start("api-redis")
+    # The client as an API process builds it (flowstar's Redis client: one retry).
+    settings = saq_env.settings()
+    client = build_engine(settings, RedisQueue(redis_client(settings), name=settings.queue), run_reconciler=False)
+    try:
+        instance_id = await _waiting_for_approval(client)
+        with redis_server.stalled():
+            # The outcome is committed in the database; its job could not be enqueued: the
+            # call says so in the log and returns, and the reconciler enqueues the job later.
+            await client.complete_human_task(instance_id, "manager_approval", "manager", {"approved": True})
+            started = await client.start_workflow("single", {})
+        assert await _complete_again(client, instance_id) == "already completed"
+        await _approval_finished_once(saq_env, client, instance_id)
+        assert (await client.get_instance(started.id)).id == started.id
+        await _singles_finished_once(saq_env, 1)
+    finally:
+        await client.close()
+        await client.queue.disconnect()

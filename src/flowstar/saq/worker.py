@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from saq.queue.redis import RedisQueue
 
 from flowstar.db.store import SQLAlchemyStore
@@ -42,14 +44,26 @@ log = structlog.get_logger("flowstar.worker")
 UPKEEP_TIMERS = {"schedule": 1, "sweep": 1, "abort": 1, "worker_info": 1}
 
 
+def _retry() -> Retry:
+    """One retry, at once, on a new connection.
+
+    redis-py's default (three retries with a jittered back-off of up to 10 s) makes a call
+    to a stalled server take up to four socket timeouts plus 7 s before it fails; with one
+    retry a call gives up after two socket timeouts (``socket_timeout`` in the URL, 5 s by
+    default), while a connection the server dropped is still replaced transparently.
+    """
+    return Retry(NoBackoff(), 1)
+
+
 def redis_client(settings: FlowstarSettings) -> Redis:
     """A client for the configured Redis, starting the embedded one if no URL is set.
 
     The embedded server is started (or found running) in a short-lived event loop of its
-    own; the returned client connects lazily, on whichever loop first uses it.
+    own; the returned client connects lazily, on whichever loop first uses it.  Every call
+    is bounded by twice the client's socket timeout (see ``_retry``).
     """
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url)
+        return Redis.from_url(settings.redis_url, retry=_retry())
 
     async def ensure_server() -> str:
         handle = await connect_redis(None, data_dir=settings.data_dir)
@@ -58,7 +72,7 @@ def redis_client(settings: FlowstarSettings) -> Redis:
         assert socket_path is not None
         return socket_path
 
-    return Redis(unix_socket_path=asyncio.run(ensure_server()))
+    return Redis(unix_socket_path=asyncio.run(ensure_server()), retry=_retry())
 
 
 def job_options(settings: FlowstarSettings) -> JobOptions:
