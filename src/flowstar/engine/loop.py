@@ -265,9 +265,13 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class _RunScope:
-    """What stays the same over one run of the activation loop for one instance."""
+    """What stays the same over one run of the activation loop for one instance.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, and a
+    scope is made for every run.
+    """
 
     definition: WorkflowDefinition
     events: bool

@@ -52,20 +52,16 @@ def task_changes(change: TaskUpdate) -> dict[str, Any]:
 
 def keep_creation_fields(new: InstanceState, stored: InstanceState) -> InstanceState:
     """``new`` as a store keeps it over ``stored``: the creation fields stay ``stored``'s."""
-    # Written out, not a loop over CREATION_FIELDS: it runs on every commit of the memory
-    # store, and transitions copy the stored state, so these are usually the same objects.
-    if (new.metadata is stored.metadata or new.metadata == stored.metadata) and (
-        new.workflow_name,
-        new.workflow_version,
-        new.tenant_id,
-        new.created_by,
-        new.started_at,
-    ) == (
-        stored.workflow_name,
-        stored.workflow_version,
-        stored.tenant_id,
-        stored.created_by,
-        stored.started_at,
+    # Transitions copy the stored state, so the creation fields are usually the very same
+    # objects: identity answers without comparing (written out, not a loop: it runs on every
+    # commit of the memory store).  Otherwise the stored values are put back, equal or not.
+    if (
+        new.metadata is stored.metadata
+        and new.workflow_name is stored.workflow_name
+        and new.workflow_version is stored.workflow_version
+        and new.tenant_id is stored.tenant_id
+        and new.created_by is stored.created_by
+        and new.started_at is stored.started_at
     ):
         return new
     return msgspec.structs.replace(new, **{name: getattr(stored, name) for name in CREATION_FIELDS})

@@ -174,7 +174,7 @@ class WorkflowDefinition:
         problems = self.structural_problems()
         # Checking built the cached graph: drop it, so that a definition completed after
         # construction (and validated again) is walked as it ends up.
-        for cached in ("_graph", "step_types", "straight_routes"):
+        for cached in ("_graph", "step_types"):
             self.__dict__.pop(cached, None)
         if problems:
             raise ValidationError(f"workflow {self.name!r} {self.version} is invalid: " + "; ".join(problems), problems)
@@ -200,30 +200,6 @@ class WorkflowDefinition:
     def step_types(self) -> Mapping[str, StepType]:
         """Each step's type, by step name (cached; don't mutate after use)."""
         return self._graph.step_types
-
-    @cached_property
-    def straight_routes(self) -> Mapping[str, str | None]:
-        """Steps whose success moves the instance along one plain edge, or ends its path.
-
-        Maps each such step to the step it activates (one edge without a condition, into a
-        step that is no join and opens no wait), or to None for a terminal step.  Routing
-        out of them needs no context, no join bookkeeping and no task: the transition logic
-        takes a short path for them.
-        """
-        graph = self._graph
-        waits = (StepType.HUMAN, StepType.TIMER, StepType.WEBHOOK)
-        routes: dict[str, str | None] = {}
-        for name in self.steps:
-            if name in self.terminal_steps:
-                routes[name] = None
-                continue
-            targets = graph.fixed_targets.get(name)
-            if targets is None or len(targets) != 1:
-                continue
-            target = targets[0]
-            if target in self.steps and target not in graph.joins and graph.step_types.get(target) not in waits:
-                routes[name] = target
-        return routes
 
     @cached_property
     def _graph(self) -> WorkflowGraph:
