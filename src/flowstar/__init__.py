@@ -15,6 +15,7 @@ from flowstar.exceptions import (
     FormValidationError,
     InstanceNotFoundError,
     InvalidTransitionError,
+    PermissionDeniedError,
     StepExecutionError,
     StepNotFoundError,
     StepTimeoutError,
@@ -26,6 +27,7 @@ from flowstar.exceptions import (
     WorkflowNotFoundError,
     WorkflowsError,
 )
+from flowstar.model.access import User
 from flowstar.model.conditions import Condition
 from flowstar.model.context import StepExecution, WorkflowContext
 from flowstar.model.definition import Edge, WorkflowDefinition, WorkflowGraph
@@ -61,6 +63,7 @@ __all__ = [
     "HumanTask",
     "InstanceNotFoundError",
     "InvalidTransitionError",
+    "PermissionDeniedError",
     "LocalExecutionEngine",
     "ManualClock",
     "ParallelGateway",
@@ -83,6 +86,7 @@ __all__ = [
     "TaskStatus",
     "TimerStep",
     "UnsafeExpressionError",
+    "User",
     "ValidationError",
     "WebhookStep",
     "WorkflowContext",

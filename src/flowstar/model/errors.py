@@ -11,6 +11,7 @@ __all__ = [
     "FormValidationError",
     "InstanceNotFoundError",
     "InvalidTransitionError",
+    "PermissionDeniedError",
     "StepExecutionError",
     "StepNotFoundError",
     "StepTimeoutError",
@@ -132,3 +133,7 @@ class TaskAlreadyCompletedError(InvalidTransitionError):
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details = details or {}
+
+
+class PermissionDeniedError(WorkflowsError, PermissionError):
+    """The user may not do this (a task not assigned to them or their groups, an admin action)."""
