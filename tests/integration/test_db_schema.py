@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeEngine
@@ -25,7 +26,7 @@ from tests.integration.conftest import _admin
 from flowstar import WorkflowStatus
 from flowstar.cli import main
 from flowstar.db import PersistentExecutionEngine, create_database_engine, metadata
-from flowstar.db.migrate import VERSION_TABLE, upgrade_async
+from flowstar.db.migrate import VERSION_TABLE, alembic_config, upgrade_async
 
 TABLES = {
     "workflow_definitions",
@@ -89,7 +90,7 @@ async def test_migrations_produce_exactly_the_models_schema(empty_database_url: 
             assert set(await conn.run_sync(lambda c: inspect(c).get_table_names())) == TABLES
             assert await conn.run_sync(_differences) == []
             revision = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()
-            assert revision == ["0001"]
+            assert revision == [ScriptDirectory.from_config(alembic_config(empty_database_url)).get_current_head()]
             migrated_ddl = await conn.run_sync(_sqlite_ddl) if engine.dialect.name == "sqlite" else None
     finally:
         await engine.dispose()
