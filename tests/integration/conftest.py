@@ -1,52 +1,21 @@
 """Database fixtures: one parametrized fixture runs each test on SQLite and on PostgreSQL.
 
-PostgreSQL gets a fresh database per test session (dropped at the end), so concurrent runs
-never see each other; every test starts from empty tables.
+PostgreSQL gets a fresh database per test session (``pg_database_url`` in tests/conftest.py,
+dropped at the end), so concurrent runs never see each other; every test starts from empty
+tables.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar.db import create_database_engine, metadata
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def pg_database_url(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session (created and dropped here)."""
-    import asyncio
-
-    name = f"flowstar_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

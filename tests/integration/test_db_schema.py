@@ -20,8 +20,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeEngine
+from tests.conftest import _admin
 from tests.examples.conftest import import_example
-from tests.integration.conftest import _admin
 
 from flowstar import WorkflowStatus
 from flowstar.cli import main
