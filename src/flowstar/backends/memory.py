@@ -16,6 +16,7 @@ import msgspec
 from flowstar.model.changes import keep_creation_fields, record_changes, task_changes
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
+from flowstar.model.pages import InstanceQuery, TaskQuery
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, StepRecord, TaskUpdate, Token
 
 __all__ = ["MemoryStore"]
@@ -146,6 +147,18 @@ class MemoryStore:
         found.sort(key=lambda s: s.id)
         found.sort(key=lambda s: s.started_at, reverse=True)
         return found[offset : offset + limit], len(found)
+
+    async def find_task_page(self, query: TaskQuery) -> list[HumanTask]:
+        """Up to ``query.limit + 1`` tasks after the query's key, oldest first by ``(created_at, id)``."""
+        found = sorted((t for t in self.tasks.values() if query.matches(t)), key=lambda t: (t.created_at, t.id))
+        return found[: query.limit + 1]
+
+    async def find_instance_page(self, query: InstanceQuery) -> list[InstanceState]:
+        """Up to ``query.limit + 1`` instances after the query's key, newest first by ``(started_at, id)``."""
+        found = sorted(
+            (s for s in self.instances.values() if query.matches(s)), key=lambda s: (s.started_at, s.id), reverse=True
+        )
+        return found[: query.limit + 1]
 
     async def pending_tokens(self, due_before: datetime | None = None) -> list[tuple[str, Token]]:
         """Dispatchable tokens of active instances (of those with one due before ``due_before``)."""

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from flowstar.db import _onestatement
+from flowstar.db import _onestatement, _queries
 from flowstar.db._asyncpg import RawStatement
 from flowstar.db._errors import translated, translating
 from flowstar.db._leases import leases_for
@@ -55,6 +55,7 @@ from flowstar.engine.views import definition_uuid
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent, decode_event
+from flowstar.model.pages import InstanceQuery, TaskQuery
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
 
 __all__ = ["SQLAlchemyStore", "dispatch_at", "record_from_row", "state_from_row", "task_from_row"]
@@ -447,6 +448,20 @@ class SQLAlchemyStore:
             rows = (await conn.execute(page)).all()
             total = await conn.scalar(count)
         return [state_from_row(r) for r in rows], int(total or 0)
+
+    @translating("find tasks")
+    async def find_task_page(self, query: TaskQuery) -> list[HumanTask]:
+        """Up to ``query.limit + 1`` tasks after the query's key, oldest first by ``(created_at, id)``."""
+        async with self._turn(), self._autocommit.connect() as conn:
+            rows = (await conn.execute(_queries.task_page(query))).all()
+        return [task_from_row(r) for r in rows]
+
+    @translating("find instances")
+    async def find_instance_page(self, query: InstanceQuery) -> list[InstanceState]:
+        """Up to ``query.limit + 1`` instances after the query's key, newest first by ``(started_at, id)``."""
+        async with self._turn(), self._autocommit.connect() as conn:
+            rows = (await conn.execute(_queries.instance_page(query))).all()
+        return [state_from_row(r) for r in rows]
 
     @translating("find pending activations")
     async def pending_tokens(self, due_before: datetime | None = None) -> list[tuple[str, Token]]:

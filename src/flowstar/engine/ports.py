@@ -14,6 +14,7 @@ from flowstar.engine.activation import ActivationRun
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent
+from flowstar.model.pages import InstanceQuery, TaskQuery
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
 
 __all__ = ["ActivationRunner", "Dispatcher", "Outbox", "PendingActivations", "Store"]
@@ -96,6 +97,14 @@ class Store(PendingActivations, Protocol):
         offset: int = 0,
     ) -> tuple[list[InstanceState], int]:
         """A page of instances (newest first) and the total count."""
+
+    async def find_task_page(self, query: TaskQuery) -> list[HumanTask]:
+        """Up to ``query.limit + 1`` tasks of the query after its key, oldest first by
+        ``(created_at, id)`` (the row beyond the page tells that another page follows)."""
+
+    async def find_instance_page(self, query: InstanceQuery) -> list[InstanceState]:
+        """Up to ``query.limit + 1`` instances of the query after its key, newest first by
+        ``(started_at, id)``."""
 
     async def close(self) -> None:
         """Release connections."""

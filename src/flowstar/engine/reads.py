@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from flowstar.engine.clock import Clock
 from flowstar.engine.ports import Store
 from flowstar.engine.runner import describe_error
 from flowstar.engine.views import WorkflowInstance, instance_view
+from flowstar.model.access import User
 from flowstar.model.context import WorkflowContext
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.errors import InstanceNotFoundError, StepExecutionError, TaskNotFoundError
+from flowstar.model.pages import InstanceQuery, Page, TaskQuery, check_limit, decode_cursor, page_of
 from flowstar.model.state import HumanTask, InstanceState, StepRecord
 from flowstar.model.steps import Step
 
@@ -27,6 +31,7 @@ class EngineReads:
     """Read calls of ``Engine`` (its base class)."""
 
     store: Store
+    clock: Clock
 
     def __init__(self) -> None:
         self._watchers: dict[str, list[tuple[frozenset[WorkflowStatus], asyncio.Future[None]]]] = {}
@@ -97,7 +102,12 @@ class EngineReads:
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[WorkflowInstance], int]:
-        """A page of instances and the total count."""
+        """A page of instances (newest first) and the total count.
+
+        The reference API's page: ``offset`` rows are read and skipped and every matching row
+        is counted, so a call costs time in proportion to the matches, not to the page.
+        Lists that grow use ``find_instances`` (keyset pages, no count).
+        """
         states, total = await self.store.find_instances(
             workflow_name=workflow_name,
             status=status,
@@ -107,6 +117,102 @@ class EngineReads:
             offset=offset,
         )
         return [instance_view(s) for s in states], total
+
+    async def find_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        assignee_id: str | None = None,
+        group: str | None = None,
+        workflow_name: str | None = None,
+        instance_id: UUID | str | None = None,
+        due_before: datetime | None = None,
+        overdue: bool = False,
+        completed_by: str | None = None,
+        claimable: bool | None = None,
+        user: User | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[HumanTask]:
+        """A page of the tasks matching every given filter, oldest first by ``(created_at, id)``.
+
+        Args:
+            group: tasks assigned to this group.
+            due_before: tasks due before this time.
+            overdue: only pending tasks whose due date has passed (by the engine's clock).
+            claimable: True, only pending tasks assigned to a group and to nobody yet;
+                False, only the others.
+            user: only the tasks meant for this user (assigned to them or to one of their
+                groups) in their tenant; None: every task (a trusted caller).
+            limit: the page size, 1..500.
+            cursor: the ``next_cursor`` of the previous page.
+
+        Raises:
+            ValidationError: a bad ``limit`` or ``cursor``.
+        """
+        if overdue:
+            now = self.clock.now()
+            due_before = now if due_before is None else min(due_before, now)
+            if status is None:
+                status = TaskStatus.PENDING
+        query = TaskQuery(
+            status=status,
+            assignee_id=assignee_id,
+            group=group,
+            workflow_name=workflow_name,
+            instance_id=str(instance_id) if instance_id is not None else None,
+            due_before=due_before,
+            completed_by=completed_by,
+            claimable=claimable,
+            scoped=user is not None,
+            tenant_id=user.tenant_id if user is not None else None,
+            user_id=user.id if user is not None and not user.is_admin else None,
+            user_groups=user.groups if user is not None else frozenset(),
+            after=decode_cursor("tasks", cursor) if cursor is not None else None,
+            limit=check_limit(limit),
+        )
+        rows = await self.store.find_task_page(query)
+        return page_of("tasks", rows, query.limit, lambda t: (t.created_at, t.id))
+
+    async def find_instances(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: WorkflowStatus | Sequence[WorkflowStatus] | None = None,
+        created_by: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        user: User | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WorkflowInstance]:
+        """A page of the instances matching every given filter, newest first by ``(started_at, id)``.
+
+        Args:
+            status: one status or several.
+            created_after: started at or after this time.
+            created_before: started before this time.
+            user: only the instances of this user's tenant; None: every instance.
+            limit: the page size, 1..500.
+            cursor: the ``next_cursor`` of the previous page.
+
+        Raises:
+            ValidationError: a bad ``limit`` or ``cursor``.
+        """
+        query = InstanceQuery(
+            workflow_name=workflow_name,
+            statuses=frozenset([status] if isinstance(status, WorkflowStatus) else status) if status else None,
+            created_by=created_by,
+            created_after=created_after,
+            created_before=created_before,
+            scoped=user is not None,
+            tenant_id=user.tenant_id if user is not None else None,
+            after=decode_cursor("instances", cursor) if cursor is not None else None,
+            limit=check_limit(limit),
+        )
+        states = await self.store.find_instance_page(query)
+        page = page_of("instances", states, query.limit, lambda s: (s.started_at, s.id))
+        return Page(items=[instance_view(s) for s in page.items], next_cursor=page.next_cursor)
 
     async def execute_step(self, step: Step, context: WorkflowContext, previous_result: Any = None) -> Any:
         """Run one step outside any workflow (guards and hooks included).
