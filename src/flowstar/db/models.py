@@ -92,6 +92,9 @@ class WorkflowInstanceModel(_Timestamps, Base):
     __table_args__ = (
         Index("ix_workflow_instances_tenant_status", "tenant_id", "status"),
         Index("ix_workflow_instances_name_status", "workflow_name", "status"),
+        # Keyset pages, newest first (``find_instances``): a tenant's, and everyone's.
+        Index("ix_workflow_instances_tenant_started", "tenant_id", "started_at", "id"),
+        Index("ix_workflow_instances_started", "started_at", "id"),
     )
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
@@ -149,7 +152,14 @@ class HumanTaskModel(_Timestamps, Base):
     """A human task, denormalised for inbox queries by assignee, group, due date and status."""
 
     __tablename__ = "workflow_human_tasks"
-    __table_args__ = (Index("ix_workflow_human_tasks_status_assignee", "status", "assignee_id"),)
+    __table_args__ = (
+        Index("ix_workflow_human_tasks_status_assignee", "status", "assignee_id"),
+        # Keyset pages in (created_at, id) order (``find_tasks``): one ordered scan per branch
+        # of a user's inbox (their id, each of their groups), and of a plain status list.
+        Index("ix_workflow_human_tasks_inbox_assignee", "status", "tenant_id", "assignee_id", "created_at", "id"),
+        Index("ix_workflow_human_tasks_inbox_group", "status", "tenant_id", "assignee_group", "created_at", "id"),
+        Index("ix_workflow_human_tasks_status_created", "status", "created_at", "id"),
+    )
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
     instance_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"), index=True)

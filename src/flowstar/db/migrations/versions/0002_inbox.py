@@ -11,6 +11,8 @@ follow-up dates, the audit trail).
 
 from __future__ import annotations
 
+from alembic import op
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -41,9 +43,29 @@ def _downgrade_task_access() -> None:
 # -- read side: indexes for keyset pagination ------------------------------------------
 
 
+# (table, index name, columns): the keyset indexes of ``find_tasks`` and ``find_instances``.
+_READ_INDEXES = (
+    ("workflow_instances", "ix_workflow_instances_tenant_started", ["tenant_id", "started_at", "id"]),
+    ("workflow_instances", "ix_workflow_instances_started", ["started_at", "id"]),
+    (
+        "workflow_human_tasks",
+        "ix_workflow_human_tasks_inbox_assignee",
+        ["status", "tenant_id", "assignee_id", "created_at", "id"],
+    ),
+    (
+        "workflow_human_tasks",
+        "ix_workflow_human_tasks_inbox_group",
+        ["status", "tenant_id", "assignee_group", "created_at", "id"],
+    ),
+    ("workflow_human_tasks", "ix_workflow_human_tasks_status_created", ["status", "created_at", "id"]),
+)
+
+
 def _upgrade_read_side() -> None:
-    pass
+    for table, name, columns in _READ_INDEXES:
+        op.create_index(name, table, columns, unique=False)
 
 
 def _downgrade_read_side() -> None:
-    pass
+    for table, name, _columns in reversed(_READ_INDEXES):
+        op.drop_index(name, table_name=table)
