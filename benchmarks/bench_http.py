@@ -29,16 +29,14 @@ import socket
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import httpx
 import uvicorn
+from _pg import fresh_database
 from litestar import Litestar, post
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar import BaseHumanStep, BaseMachineStep, Edge, WorkflowContext, WorkflowDefinition, WorkflowRegistry
@@ -106,21 +104,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _pg_admin(server_url: str, sql: str) -> None:
-    url = make_url(server_url)
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        database="postgres",
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _bounded(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
     """Seconds to run ``one(i)`` for ``i`` in ``range(count)``, ``concurrency`` at a time."""
     queue = iter(range(count))
@@ -162,10 +145,8 @@ async def check(db: AsyncEngine) -> dict[str, Any]:
     return {"instances": len(rows), "instances_completed_as_expected": good, "bare_rows": bare_rows}
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    name = f"flowstar_bench_http_{uuid.uuid4().hex[:8]}"
-    await _pg_admin(args.pg_url, f'CREATE DATABASE "{name}"')
-    url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+async def measure(args: argparse.Namespace, url: str) -> tuple[list[float], list[float], dict[str, Any]]:
+    """Seconds per round of each side, and what the database holds afterwards."""
     db = create_database_engine(url, pool_size=args.concurrency, max_overflow=0)
     registry = WorkflowRegistry()
     registry.register_definition(definition())
@@ -175,6 +156,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         uvicorn.Config(build_app(engine, db), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     serving = asyncio.create_task(server.serve())
+    engine_s: list[float] = []
+    bare_s: list[float] = []
     try:
         async with db.begin() as conn:
             await conn.run_sync(metadata.create_all)
@@ -186,21 +169,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
             await round_engine(client, args.concurrency * 2, args.concurrency)  # warm-up
             await round_bare(client, args.concurrency * 2, args.concurrency)
-            engine_s: list[float] = []
-            bare_s: list[float] = []
             for r in range(args.rounds):
                 order = [("engine", engine_s), ("bare", bare_s)]
                 for side, seconds in order if r % 2 == 0 else reversed(order):
                     call = round_engine if side == "engine" else round_bare
                     seconds.append(await call(client, args.requests, args.concurrency))
                     log(f"round {r} {side}: {seconds[-1]:.3f}s")
-        outcome = await check(db)
+        return engine_s, bare_s, await check(db)
     finally:
         server.should_exit = True
         await serving
         await engine.close()
         await db.dispose()
-        await _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    async with fresh_database(args.pg_url, "http") as url:
+        engine_s, bare_s, outcome = await measure(args, url)
     round_trips = args.requests / statistics.median(engine_s)
     bare_rate = args.requests / statistics.median(bare_s)
     warm = args.concurrency * 2

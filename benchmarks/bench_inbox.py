@@ -29,14 +29,12 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
+from _pg import fresh_database
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar import TaskStatus, User
@@ -79,21 +77,6 @@ FROM generate_series(0, :n - 1) AS i
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-async def _pg_admin(server_url: str, sql: str) -> None:
-    url = make_url(server_url)
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        database="postgres",
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def fill(db: AsyncEngine, n: int) -> float:
@@ -205,16 +188,14 @@ async def measure(db: AsyncEngine, n: int, queries: int) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes: dict[str, Any] = {}
     for n in args.sizes:
-        name = f"flowstar_bench_inbox_{uuid.uuid4().hex[:8]}"
-        await _pg_admin(args.pg_url, f'CREATE DATABASE "{name}"')
-        db = create_database_engine(make_url(args.pg_url).set(database=name).render_as_string(hide_password=False))
-        try:
-            seconds = await fill(db, n)
-            log(f"{n} open tasks filled in {seconds:.2f}s")
-            sizes[str(n)] = {"fill_seconds": round(seconds, 2), **await measure(db, n, args.queries)}
-        finally:
-            await db.dispose()
-            await _pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with fresh_database(args.pg_url, "inbox") as url:
+            db = create_database_engine(url)
+            try:
+                seconds = await fill(db, n)
+                log(f"{n} open tasks filled in {seconds:.2f}s")
+                sizes[str(n)] = {"fill_seconds": round(seconds, 2), **await measure(db, n, args.queries)}
+            finally:
+                await db.dispose()
     small, large = sizes[str(min(args.sizes))], sizes[str(max(args.sizes))]
     ratios = {name: round(large[name]["p99_ms"] / small[name]["p99_ms"], 2) for name in (*PAGES, *REFERENCE)}
     lists = ("inbox_first_page", "instance_page")
