@@ -1,0 +1,105 @@
+"""Flowstar errors as 4xx JSON bodies (one documented shape for every error).
+
+Body: ``{"status_code": int, "detail": str, "errors": [{"pointer": "/field", "message": str}]}``;
+``errors`` lists one entry per invalid field (JSON pointer into the submitted data) and is
+empty otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_403_FORBIDDEN,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from flowstar.model.errors import (
+    FormValidationError,
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    PermissionDeniedError,
+    StepNotFoundError,
+    StoreUnavailableError,
+    TaskNotFoundError,
+    ValidationError,
+    WorkflowNotFoundError,
+    WorkflowsError,
+)
+from flowstar.web.schemas import ErrorBody, FieldError
+
+__all__ = ["error_response", "exception_handlers", "pointer"]
+
+
+def pointer(field: str) -> str:
+    """The JSON pointer (RFC 6901) of a dotted field path (``a.b`` -> ``/a/b``)."""
+    if not field or field in ("_", "__root__"):
+        return ""
+    parts = field.split(".")
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def error_response(status: int, detail: str, errors: list[FieldError] | None = None) -> Response[ErrorBody]:
+    """The JSON error response every flowstar route answers with."""
+    body = ErrorBody(status_code=status, detail=detail, errors=errors or [])
+    return Response(body, status_code=status, media_type=MediaType.JSON)
+
+
+def _status(exc: WorkflowsError) -> int:
+    # Most specific first: TaskNotFoundError is also a ValueError, TaskAlreadyCompletedError an
+    # InvalidTransitionError (and so a ValueError).
+    if isinstance(exc, (TaskNotFoundError, InstanceNotFoundError, WorkflowNotFoundError, StepNotFoundError)):
+        return HTTP_404_NOT_FOUND
+    if isinstance(exc, PermissionDeniedError):
+        return HTTP_403_FORBIDDEN
+    if isinstance(exc, FormValidationError):
+        return HTTP_422_UNPROCESSABLE_ENTITY
+    if isinstance(exc, InvalidTransitionError):
+        return HTTP_409_CONFLICT
+    if isinstance(exc, StoreUnavailableError):
+        # A real server-side outage: say so (503), don't dress it up as the client's fault.
+        return HTTP_503_SERVICE_UNAVAILABLE
+    return HTTP_422_UNPROCESSABLE_ENTITY if isinstance(exc, ValidationError) else HTTP_400_BAD_REQUEST
+
+
+def _message(exc: BaseException) -> str:
+    # KeyError subclasses quote their argument in str(); the flowstar ones override __str__.
+    return str(exc) or type(exc).__name__
+
+
+def workflow_error_handler(_: Request[Any, Any, Any], exc: WorkflowsError) -> Response[ErrorBody]:
+    """A flowstar error -> 404/403/409/422/400 (503 when the store is unavailable)."""
+    errors: list[FieldError] = []
+    if isinstance(exc, FormValidationError):
+        errors = [
+            FieldError(pointer=pointer(field), message=message)
+            for field, messages in exc.field_errors.items()
+            for message in messages
+        ]
+    elif isinstance(exc, ValidationError) and exc.errors:
+        errors = [FieldError(pointer="", message=m) for m in exc.errors]
+    return error_response(_status(exc), _message(exc), errors)
+
+
+def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    """Litestar's own errors (400 bad JSON, 401, 403, 404, 405, 413 ...) in the same shape."""
+    errors: list[FieldError] = []
+    extra = exc.extra
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                key = str(item.get("key") or "")
+                errors.append(FieldError(pointer=pointer(key), message=str(item.get("message", ""))))
+    return error_response(exc.status_code, exc.detail, errors)
+
+
+def exception_handlers() -> dict[type[Exception], Callable[..., Response[Any]]]:
+    """The handlers the plugin installs (an application's own handlers take precedence)."""
+    return {WorkflowsError: workflow_error_handler, HTTPException: http_error_handler}

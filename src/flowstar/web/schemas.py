@@ -1,0 +1,161 @@
+"""Request and response bodies of the REST API (msgspec Structs: validated, in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from flowstar.engine.views import WorkflowInstance
+from flowstar.model.state import StepRecord
+
+__all__ = [
+    "CancelRequest",
+    "CommentRequest",
+    "CompleteTaskRequest",
+    "DefinitionOut",
+    "ErrorBody",
+    "FieldError",
+    "GraphOut",
+    "InstanceDetail",
+    "InstanceOut",
+    "ReassignRequest",
+    "RetryRequest",
+    "StartInstanceRequest",
+    "WebhookCallback",
+    "instance_out",
+]
+
+
+class FieldError(msgspec.Struct, kw_only=True):
+    """One invalid field: a JSON pointer into the submitted data and what is wrong."""
+
+    pointer: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error response's body."""
+
+    status_code: int
+    detail: str
+    errors: list[FieldError] = []
+
+
+class StartInstanceRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Start an instance of ``definition_name`` with ``input_data``.
+
+    ``idempotency_key`` (or the ``Idempotency-Key`` header): the same key answers with the
+    instance the first request started.
+    """
+
+    definition_name: str
+    input_data: dict[str, Any] = {}
+    version: str | None = None
+    idempotency_key: str | None = None
+    created_by: str | None = None
+    tenant_id: str | None = None
+
+
+class CompleteTaskRequest(msgspec.Struct, kw_only=True):
+    """The form data of a human task; ``completed_by`` only for a trusted back end."""
+
+    output_data: dict[str, Any] = {}
+    completed_by: str | None = None
+
+
+class ReassignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Give the task to another user and/or group, saying why."""
+
+    assignee_id: str | None = None
+    assignee_group: str | None = None
+    reason: str | None = None
+
+
+class CommentRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A comment on a task."""
+
+    text: str
+
+
+class CancelRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Why the instance is canceled."""
+
+    reason: str = "canceled"
+
+
+class RetryRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Retry a failed instance, from ``from_step`` (default: the step that failed)."""
+
+    from_step: str | None = None
+
+
+class InstanceOut(msgspec.Struct, kw_only=True):
+    """A workflow instance."""
+
+    id: str
+    definition_name: str
+    version: str
+    status: str
+    current_step: str | None
+    data: dict[str, Any]
+    error: str | None
+    failed_step: str | None
+    tenant_id: str | None
+    created_by: str | None
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class InstanceDetail(InstanceOut, kw_only=True):
+    """An instance with its step history (oldest first)."""
+
+    history: list[StepRecord]
+
+
+class WebhookCallback(msgspec.Struct, kw_only=True):
+    """The callback URL of one waiting webhook step (POST to it to resume the step)."""
+
+    step_name: str
+    url: str
+
+
+class DefinitionOut(msgspec.Struct, kw_only=True):
+    """A workflow definition: its steps and edges."""
+
+    name: str
+    version: str
+    description: str
+    initial_step: str
+    terminal_steps: list[str]
+    steps: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+
+
+class GraphOut(msgspec.Struct, kw_only=True):
+    """A definition's graph, as Mermaid text and as JSON nodes and edges."""
+
+    mermaid: str
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+
+
+def instance_out(instance: WorkflowInstance) -> dict[str, Any]:
+    """The ``InstanceOut`` fields of ``instance``."""
+    return {
+        "id": str(instance.id),
+        "definition_name": instance.definition_name,
+        "version": instance.workflow_version,
+        "status": instance.status.value,
+        "current_step": instance.current_step,
+        "data": instance.data,
+        "error": instance.error,
+        "failed_step": instance.failed_step,
+        "tenant_id": instance.tenant_id,
+        "created_by": instance.created_by,
+        "started_at": instance.started_at,
+        "updated_at": instance.updated_at,
+        "completed_at": instance.completed_at,
+    }
