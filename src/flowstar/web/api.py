@@ -373,5 +373,6 @@ def api_router(config: WebConfig) -> Router:
         path=config.path_prefix or "/",
         route_handlers=[api, *webhook_routes()],
         exception_handlers={HTTPException: http_error_handler},
+        request_max_body_size=config.request_max_body_size,
         tags=["flowstar"],
     )

@@ -80,9 +80,6 @@ class WorkflowWebPlugin(InitPlugin):
         app_config.lifespan.append(lifespan)
         for error, handler in exception_handlers().items():
             app_config.exception_handlers.setdefault(error, handler)
-        current_limit = app_config.request_max_body_size
-        if not isinstance(current_limit, int) or current_limit > config.request_max_body_size:
-            app_config.request_max_body_size = config.request_max_body_size
         self._add_auth(app_config)
         if config.enable_api:
             from flowstar.web.api import api_router
