@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from tests.unit.helpers import Set, linear
 
 from flowstar import LocalExecutionEngine, WebhookStep
 from flowstar.demo_workflows import build_registry
 from flowstar.web import WorkflowWebPlugin
-from tests.unit.helpers import Set, linear
 
 PREFIX = "/api/workflows"
 SECRET = "test-secret-key"

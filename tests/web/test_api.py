@@ -7,7 +7,6 @@ from uuid import uuid4
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-
 from tests.web.conftest import PREFIX
 
 Client = AsyncTestClient[Litestar]
