@@ -1,0 +1,226 @@
+"""The inbox pages: sign-in, the task list (and its live fragment), a task with its form.
+
+Handlers use the plugin's dependencies ``engine``, ``current_user`` and ``web_config``.
+With no user provider configured the UI is a trusted back office (every task shown,
+completions recorded as "anonymous"); with one, a visitor who is not signed in is sent to
+the sign-in page and sees only the tasks the engine says are theirs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Response, Template
+
+from flowstar.engine.core import Engine
+from flowstar.model.access import User
+from flowstar.model.enums import TaskStatus
+from flowstar.model.errors import FormValidationError, ValidationError
+from flowstar.model.state import HumanTask
+from flowstar.web.config import WebConfig
+from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
+from flowstar.web.ui.forms import FormValues, build_fields, form_values, parse_form, render_form
+from flowstar.web.ui.task_access import visible_task
+
+__all__ = ["ROUTES"]
+
+ANONYMOUS = "anonymous"
+_TABS = {"open": TaskStatus.PENDING, "completed": TaskStatus.COMPLETED}
+
+
+def _page(request: Request[Any, Any, Any], config: WebConfig, user: User | None, **context: Any) -> dict[str, Any]:
+    """The context every page's base template needs, plus ``context``."""
+    return {
+        "ui": config.ui_path,
+        "events": f"{config.path_prefix}/events",
+        "user": user,
+        "can_sign_in": config.user_directory is not None,
+        **context,
+    }
+
+
+def _sign_in_needed(config: WebConfig, user: User | None) -> Redirect | None:
+    if user is None and config.user_provider is not None:
+        return Redirect(path=f"{config.ui_path}/login")
+    return None
+
+
+def _message(request: Request[Any, Any, Any], config: WebConfig, user: User | None, status: int, text: str) -> Template:
+    context = _page(request, config, user, heading=text)
+    return Template(template_name="flowstar/message.html", context=context, status_code=status)
+
+
+@get("/login", name="flowstar-ui:login")
+async def login_page(request: Request[Any, Any, Any], web_config: WebConfigDep, current_user: CurrentUser) -> Template:
+    """The sign-in form."""
+    return Template(template_name="flowstar/login.html", context=_page(request, web_config, current_user, username=""))
+
+
+@post("/login", name="flowstar-ui:login-post", status_code=303)
+async def login(request: Request[Any, Any, Any], web_config: WebConfigDep) -> Response[Any]:
+    """Check the password against the user directory and start a session."""
+    form = await request.form()
+    username = str(form.get("username") or "")
+    directory = web_config.user_directory
+    user = directory.authenticate(username, str(form.get("password") or "")) if directory else None
+    if user is None:
+        context = _page(request, web_config, None, username=username, error="Unknown user name or wrong password.")
+        return Template(template_name="flowstar/login.html", context=context, status_code=401)
+    request.set_session({"user_id": user.id})
+    return Redirect(path=f"{web_config.ui_path}/", status_code=303)
+
+
+@post("/logout", name="flowstar-ui:logout", status_code=303)
+async def logout(request: Request[Any, Any, Any], web_config: WebConfigDep) -> Redirect:
+    """End the session."""
+    request.clear_session()
+    return Redirect(path=f"{web_config.ui_path}/login", status_code=303)
+
+
+async def _list_context(engine: Engine, user: User | None, tab: str, cursor: str | None) -> dict[str, Any]:
+    tab = tab if tab in _TABS else "open"
+    kwargs: dict[str, Any] = {"status": _TABS[tab], "user": user, "cursor": cursor or None}
+    if tab == "completed" and user is not None:
+        kwargs["completed_by"] = user.id
+    page = await engine.find_tasks(**kwargs)
+    tasks: list[HumanTask] = list(page.items)
+    if tab == "open":
+        # Most urgent first within the page: priority (higher first), then due date.
+        tasks.sort(key=lambda t: (-t.priority, t.due_at is None, t.due_at or t.created_at))
+    else:
+        tasks.sort(key=lambda t: t.completed_at or t.created_at, reverse=True)
+    now = engine.clock.now()
+    overdue = {t.id for t in tasks if t.due_at is not None and t.due_at < now and tab == "open"}
+    return {"tasks": tasks, "tab": tab, "overdue": overdue, "next_cursor": page.next_cursor}
+
+
+@get("/", name="flowstar-ui:inbox")
+async def inbox(
+    request: Request[Any, Any, Any],
+    *,
+    engine: EngineDep,
+    current_user: CurrentUser,
+    web_config: WebConfigDep,
+    tab: FromQuery[str] = "open",
+    cursor: FromQuery[str | None] = None,
+) -> Template | Redirect:
+    """The inbox: open tasks or recently completed ones, refreshed live over SSE."""
+    redirect = _sign_in_needed(web_config, current_user)
+    if redirect:
+        return redirect
+    context = await _list_context(engine, current_user, tab, cursor)
+    return Template(template_name="flowstar/inbox.html", context=_page(request, web_config, current_user, **context))
+
+
+@get("/fragments/tasks", name="flowstar-ui:task-list")
+async def task_list(
+    request: Request[Any, Any, Any],
+    engine: EngineDep,
+    current_user: CurrentUser,
+    web_config: WebConfigDep,
+    tab: FromQuery[str] = "open",
+) -> Template | Response[Any]:
+    """The task table alone, fetched by htmx when a task event arrives."""
+    if _sign_in_needed(web_config, current_user):
+        return Response(content="", status_code=401)
+    context = await _list_context(engine, current_user, tab, None)
+    return Template(
+        template_name="flowstar/task_list.html", context=_page(request, web_config, current_user, **context)
+    )
+
+
+def _task_context(task: HumanTask, values: FormValues | None, errors: dict[str, list[str]], now: Any) -> dict[str, Any]:
+    fields = build_fields(task.form_schema)
+    shown = values if values is not None else form_values(fields, task.data)
+    return {
+        "task": task,
+        "form": render_form(fields, shown, errors) if fields else "",
+        "json_form": not fields,
+        "json_text": (shown.get("_json") or [""])[0] if not fields else "",
+        "json_error": "; ".join(m for msgs in errors.values() for m in msgs) if not fields else "",
+        "overdue": task.due_at is not None and task.due_at < now,
+    }
+
+
+_DENIED = {404: "No such task.", 403: "This task is not yours."}
+
+
+async def _task_or_answer(
+    request: Request[Any, Any, Any], task_id: str, engine: Engine, user: User | None, config: WebConfig
+) -> HumanTask | Template | Redirect:
+    """The URL's task if the user may see it, else the page to answer with (sign-in, 403, 404)."""
+    redirect = _sign_in_needed(config, user)
+    if redirect:
+        return redirect
+    found = await visible_task(engine, task_id, user)
+    if isinstance(found, int):
+        return _message(request, config, user, found, _DENIED[found])
+    return found
+
+
+@get("/tasks/{task_id:str}", name="flowstar-ui:task")
+async def task_page(
+    request: Request[Any, Any, Any],
+    task_id: FromPath[str],
+    engine: EngineDep,
+    current_user: CurrentUser,
+    web_config: WebConfigDep,
+) -> Template | Redirect:
+    """A task's details and its form (generated from the step's JSON Schema)."""
+    found = await _task_or_answer(request, task_id, engine, current_user, web_config)
+    if not isinstance(found, HumanTask):
+        return found
+    context = _task_context(found, None, {}, engine.clock.now())
+    return Template(template_name="flowstar/task.html", context=_page(request, web_config, current_user, **context))
+
+
+@post("/tasks/{task_id:str}", name="flowstar-ui:task-complete", status_code=303)
+async def complete(
+    request: Request[Any, Any, Any],
+    task_id: FromPath[str],
+    engine: EngineDep,
+    current_user: CurrentUser,
+    web_config: WebConfigDep,
+) -> Template | Redirect:
+    """Complete the task of the URL with the posted form (re-shown with errors on a 422)."""
+    found = await _task_or_answer(request, task_id, engine, current_user, web_config)
+    if not isinstance(found, HumanTask):
+        return found
+    posted = await request.form()
+    values: FormValues = {key: list(posted.getall(key)) for key in posted if key != "_csrf_token"}
+    data, errors = _read_post(found, values)
+    if not errors:
+        try:
+            await engine.complete_task(found.id, current_user.id if current_user else ANONYMOUS, data)
+        except FormValidationError as exc:
+            errors = exc.field_errors
+        except ValidationError as exc:
+            errors = {"": [str(exc)]}
+        else:
+            return Redirect(path=f"{web_config.ui_path}/", status_code=303)
+    context = _task_context(found, values, errors, engine.clock.now())
+    return Template(
+        template_name="flowstar/task.html",
+        context=_page(request, web_config, current_user, **context),
+        status_code=422,
+    )
+
+
+def _read_post(task: HumanTask, values: FormValues) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    fields = build_fields(task.form_schema)
+    if fields:
+        return parse_form(fields, values)
+    text = (values.get("_json") or [""])[0].strip() or "{}"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}, {"": ["the data is not valid JSON"]}
+    if not isinstance(data, dict):
+        return {}, {"": ["the data must be a JSON object"]}
+    return data, {}
+
+
+ROUTES = [login_page, login, logout, inbox, task_list, task_page, complete]
