@@ -1,3 +1,6 @@
+# mypy: allow-untyped-defs
+"""The end-to-end test of the integration-patterns document, as written there."""
+
 import pytest
 from examples.web_app import app
 from litestar.testing import AsyncTestClient

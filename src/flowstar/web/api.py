@@ -39,7 +39,7 @@ from flowstar.web.schemas import (
     instance_out,
 )
 
-__all__ = ["api_router"]
+__all__ = ["api_router", "visible_task"]
 
 _LINK = ResponseHeader(
     name="Link", description='`<url>; rel="next"` when another page follows', documentation_only=True
@@ -258,8 +258,17 @@ async def list_tasks(
     return _paged(request, page.items, page.next_cursor)
 
 
-async def _visible_task(engine: Engine, user: User | None, task_id: str) -> HumanTask:
-    _check_uuid(task_id, "task")
+async def visible_task(engine: Engine, user: User | None, task_id: str) -> HumanTask:
+    """The task when ``user`` may see it.
+
+    Raises:
+        TaskNotFoundError: unknown, malformed or another tenant's id.
+        PermissionDeniedError: not the user's task.
+    """
+    try:
+        UUID(task_id)
+    except ValueError:
+        raise TaskNotFoundError(f"no task with id {task_id}") from None
     if _accepts_user(engine.get_task):
         task: HumanTask = await _as_user(engine.get_task, user, task_id)
         return task
@@ -278,7 +287,7 @@ async def _visible_task(engine: Engine, user: User | None, task_id: str) -> Huma
 @get("/tasks/{task_id:str}", summary="A task with its form schema")
 async def get_task(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> HumanTask:
     """The task (``form_schema`` is the JSON Schema of the data it expects)."""
-    return await _visible_task(engine, current_user, task_id)
+    return await visible_task(engine, current_user, task_id)
 
 
 @post("/tasks/{task_id:str}/complete", summary="Complete a task", status_code=200)
@@ -286,7 +295,7 @@ async def complete_task(
     engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str], data: JSONBody[CompleteTaskRequest]
 ) -> InstanceOut:
     """Submit the task's form; with a user provider, ``completed_by`` is the signed-in user."""
-    await _visible_task(engine, current_user, task_id)
+    await visible_task(engine, current_user, task_id)
     if current_user is not None:
         if data.completed_by not in (None, current_user.id):
             raise PermissionDeniedError("completed_by must be the signed-in user")
@@ -305,7 +314,7 @@ async def reassign_task(
     engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str], data: JSONBody[ReassignRequest]
 ) -> HumanTask:
     """Give the task to another user or group, with a reason."""
-    await _visible_task(engine, current_user, task_id)
+    await visible_task(engine, current_user, task_id)
     kwargs: dict[str, Any] = {"assignee_group": data.assignee_group}
     kwargs["reassigned_by"] = current_user.id if current_user is not None else None
     if "reason" in inspect.signature(engine.reassign_task).parameters:
@@ -341,6 +350,7 @@ async def comment_task(
 
 def api_router(config: WebConfig) -> Router:
     """The REST API router at ``config.path_prefix``."""
+    from flowstar.web.events import events_route
     from flowstar.web.webhooks import webhook_routes
 
     guards: list[Any] = [require_user]
@@ -371,7 +381,7 @@ def api_router(config: WebConfig) -> Router:
     api = Router(path="/", route_handlers=handlers, guards=guards)
     return Router(
         path=config.path_prefix or "/",
-        route_handlers=[api, *webhook_routes()],
+        route_handlers=[api, events_route, *webhook_routes()],
         exception_handlers={HTTPException: http_error_handler},
         request_max_body_size=config.request_max_body_size,
         tags=["flowstar"],
