@@ -78,7 +78,7 @@ async def receive_webhook(
 ) -> InstanceOut:
     """Resume exactly the wait the token names with the posted JSON object; else 404."""
     expected = callback_token(web_config.secret_key, instance_id, record_id)
-    if not hmac.compare_digest(expected, token):
+    if not token.isascii() or not hmac.compare_digest(expected, token):
         raise NotFoundException("no such callback")
     waiting = [r for r in _waiting_webhooks(await engine.get_history(instance_id)) if r.id == record_id]
     if not waiting:
