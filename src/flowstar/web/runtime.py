@@ -56,6 +56,11 @@ class EngineHolder:
         self._queue: Any = None
         self._lock = asyncio.Lock()
 
+    @property
+    def running(self) -> bool:
+        """Whether an engine is at hand (given, or built and not yet closed)."""
+        return self._engine is not None
+
     async def get(self) -> Engine:
         """The engine (built and started on the first call when owned)."""
         if self._engine is not None:
