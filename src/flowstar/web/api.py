@@ -62,8 +62,12 @@ def _accepts_user(method: Callable[..., Any]) -> bool:
 
 
 async def _as_user(method: Callable[..., Any], user: User | None, *args: Any, **kwargs: Any) -> Any:
-    """Call an engine method on behalf of ``user`` (the engine enforces who may do what)."""
-    if user is not None:
+    """Call an engine method on behalf of ``user`` (the engine enforces who may do what).
+
+    An engine method without a ``user`` parameter is called as a trusted back end: the
+    routes check beforehand (``visible_task``, the admin guard) what such a call may not.
+    """
+    if _accepts_user(method):
         kwargs["user"] = user
     return await method(*args, **kwargs)
 
@@ -80,7 +84,7 @@ def _paged(request: Request[Any, Any, Any], items: list[Any], next_cursor: str |
 # -- definitions ----------------------------------------------------------------------------
 
 
-def _definition(engine: EngineDep, name: FromPath[str], version: str | None) -> Any:
+def _definition(engine: Engine, name: str, version: str | None) -> Any:
     return engine.registry.get_definition(name, version)
 
 
@@ -206,7 +210,7 @@ async def cancel_instance(
     await _visible_instance(engine, current_user, instance_id)
     reason = data.reason if data is not None else "canceled"
     by = current_user.id if current_user is not None else None
-    return InstanceOut(**instance_out(await engine.cancel_workflow(instance_id, reason, by)))
+    return InstanceOut(**instance_out(await _as_user(engine.cancel_workflow, current_user, instance_id, reason, by)))
 
 
 @post("/instances/{instance_id:str}/retry", summary="Retry an instance from a step (admin)", status_code=200)
@@ -217,7 +221,7 @@ async def retry_instance(
     _check_uuid(instance_id, "instance")
     await _visible_instance(engine, current_user, instance_id)
     from_step = data.from_step if data is not None else None
-    return InstanceOut(**instance_out(await engine.retry(instance_id, from_step)))
+    return InstanceOut(**instance_out(await _as_user(engine.retry, current_user, instance_id, from_step)))
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -323,7 +327,7 @@ async def reassign_task(
     return task
 
 
-def _task_action(name: FromPath[str], summary: str) -> Any:
+def _task_action(name: str, summary: str) -> Any:
     @post(f"/tasks/{{task_id:str}}/{name}", summary=summary, status_code=200, operation_id=f"{name}Task")
     async def action(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> HumanTask:
         _check_uuid(task_id, "task")
