@@ -1,5 +1,5 @@
-"""The inbox in Chromium: sign in, a form's field error, completion, another user's 403,
-and a new task appearing in an open inbox without a reload."""
+"""The inbox in Chromium: sign in, start a workflow (its diagram drawn), a form's field error,
+completion, another user's 403, and a new task appearing in an open inbox without a reload."""
 
 from __future__ import annotations
 
@@ -27,8 +27,17 @@ async def _sign_in(browser: Browser, app: LiveApp, user: str) -> Page:
 
 
 async def test_complete_a_task_after_a_field_error(live_app: LiveApp, browser: Browser, tmp_path: Path) -> None:
-    instance = await live_app.engine.start_workflow("expense", {"who": "bob"}, tenant_id="acme")
     page = await _sign_in(browser, live_app, "bob")
+    await page.get_by_role("link", name="Start a workflow").click()
+    await page.get_by_role("link", name="expense").click()
+    await page.get_by_label("Initial data (JSON object)").fill('{"who": "bob"}')
+    await page.get_by_role("button", name="Start").click()
+    await expect(page.locator("#instance-status")).to_have_text("waiting")
+    # Mermaid (served by the app) draws the diagram, the waiting step highlighted.
+    await expect(page.locator("pre.mermaid svg .node.current")).to_have_count(1)
+    await page.screenshot(path=str(tmp_path / "instance.png"))
+    (instance,) = (await live_app.engine.find_instances()).items
+    await page.get_by_role("link", name="Inbox").click()
     await page.get_by_role("link", name="Approve expense").click()
     await page.get_by_label("approve").check()
     await page.get_by_label("Amount").fill("-5")

@@ -165,3 +165,41 @@ async def test_static_assets_are_served(app_engine: Any) -> None:
             response = await client.get(f"/workflows/ui/static/{name}")
             assert response.status_code == 200, name
         assert "htmx" in (await client.get("/workflows/ui/static/vendor/htmx.min.js")).text
+
+
+async def test_start_a_workflow_and_follow_its_instance(app_engine: Any) -> None:
+    app, engine = app_engine
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "bob")
+        listing = await client.get("/workflows/ui/start")
+        assert 'href="/workflows/ui/start/expense"' in listing.text
+        form = await client.get("/workflows/ui/start/expense")
+        assert 'name="_json"' in form.text  # no input schema: a JSON textarea
+        token = _csrf(form.text)
+        bad = await client.post("/workflows/ui/start/expense", data={"_json": "[1", "_csrf_token": token})
+        assert bad.status_code == 422
+        assert "not valid JSON" in bad.text
+        assert "[1</textarea>" in bad.text
+        assert (await engine.find_instances()).items == []
+        started = await client.post(
+            "/workflows/ui/start/expense",
+            data={"_json": '{"who": "bob"}', "_csrf_token": token},
+            follow_redirects=False,
+        )
+        assert started.status_code == 303
+        (instance,) = (await engine.find_instances()).items
+        assert started.headers["location"] == f"/workflows/ui/instances/{instance.id}"
+        assert (instance.tenant_id, instance.created_by) == ("acme", "bob")
+        page = await client.get(f"/workflows/ui/instances/{instance.id}")
+        assert page.status_code == 200
+        assert '<dd id="instance-status">waiting</dd>' in page.text
+        assert '<pre class="mermaid"' in page.text
+        assert "class s0 current" in page.text
+        assert "/static/vendor/mermaid.min.js" in page.text
+        assert (await client.get("/workflows/ui/start/nope")).status_code == 404
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "alice")
+        assert (await client.get(f"/workflows/ui/instances/{instance.id}")).status_code == 403
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "dave")
+        assert (await client.get(f"/workflows/ui/instances/{instance.id}")).status_code == 404

@@ -23,11 +23,22 @@ from markupsafe import Markup, escape
 
 from flowstar.web.ui.form_fields import Field, build_fields, field_id
 
-__all__ = ["FormValues", "build_fields", "form_values", "parse_form", "render_form"]
+__all__ = [
+    "JSON_FIELD",
+    "FormValues",
+    "build_fields",
+    "form_context",
+    "form_values",
+    "parse_form",
+    "read_post",
+    "render_form",
+]
 
 # The strings a form holds, keyed by field name (a field may post several values).
 FormValues = dict[str, list[str]]
 
+# The textarea holding the whole data as JSON, for a schema that yields no fields.
+JSON_FIELD = "_json"
 _INT = re.compile(r"^[+-]?\d+$")
 _ROW = re.compile(r"^(\d+)/")
 
@@ -333,3 +344,45 @@ class _Writer:
             text = "; ".join(str(escape(m)) for m in messages)
             out += f'<p class="field-error" id="{fid}-error">{text}</p>'
         return out
+
+
+# --- a page's form, whatever the schema -------------------------------------------------------
+
+
+def form_context(
+    schema: Mapping[str, Any] | None,
+    values: Mapping[str, list[str]] | None,
+    errors: Mapping[str, list[str]],
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a page template needs to show the form: the rendered fields, or the JSON textarea.
+
+    ``values`` are posted strings being shown again; None shows ``data`` (or defaults).
+    """
+    fields = build_fields(schema)
+    shown = values if values is not None else form_values(fields, data)
+    if fields:
+        return {"form": render_form(fields, shown, errors), "json_form": False}
+    default = json.dumps(dict(data), indent=2) if data else "{}"
+    return {
+        "form": "",
+        "json_form": True,
+        "json_text": (shown.get(JSON_FIELD) or [default])[0],
+        "json_error": "; ".join(m for msgs in errors.values() for m in msgs),
+    }
+
+
+def read_post(
+    schema: Mapping[str, Any] | None, values: Mapping[str, list[str]]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The posted data per ``schema`` (or from the JSON textarea) and the unreadable fields."""
+    fields = build_fields(schema)
+    if fields:
+        return parse_form(fields, values)
+    try:
+        data = json.loads((values.get(JSON_FIELD) or [""])[0].strip() or "{}")
+    except ValueError:
+        return {}, {"": ["the data is not valid JSON"]}
+    if not isinstance(data, dict):
+        return {}, {"": ["the data must be a JSON object"]}
+    return data, {}

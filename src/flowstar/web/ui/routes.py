@@ -8,7 +8,6 @@ the sign-in page and sees only the tasks the engine says are theirs.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from litestar import Request, get, post
@@ -22,16 +21,16 @@ from flowstar.model.errors import FormValidationError, ValidationError
 from flowstar.model.state import HumanTask
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
-from flowstar.web.ui.forms import FormValues, build_fields, form_values, parse_form, render_form
+from flowstar.web.ui.forms import FormValues, form_context, read_post
 from flowstar.web.ui.task_access import visible_task
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "message", "page_context", "sign_in_needed"]
 
 ANONYMOUS = "anonymous"
 _TABS = {"open": TaskStatus.PENDING, "completed": TaskStatus.COMPLETED}
 
 
-def _page(request: Request[Any, Any, Any], config: WebConfig, user: User | None, **context: Any) -> dict[str, Any]:
+def page_context(config: WebConfig, user: User | None, **context: Any) -> dict[str, Any]:
     """The context every page's base template needs, plus ``context``."""
     return {
         "ui": config.ui_path,
@@ -42,21 +41,21 @@ def _page(request: Request[Any, Any, Any], config: WebConfig, user: User | None,
     }
 
 
-def _sign_in_needed(config: WebConfig, user: User | None) -> Redirect | None:
+def sign_in_needed(config: WebConfig, user: User | None) -> Redirect | None:
     if user is None and config.user_provider is not None:
         return Redirect(path=f"{config.ui_path}/login")
     return None
 
 
-def _message(request: Request[Any, Any, Any], config: WebConfig, user: User | None, status: int, text: str) -> Template:
-    context = _page(request, config, user, heading=text)
+def message(config: WebConfig, user: User | None, status: int, text: str) -> Template:
+    context = page_context(config, user, heading=text)
     return Template(template_name="flowstar/message.html", context=context, status_code=status)
 
 
 @get("/login", name="flowstar-ui:login")
 async def login_page(request: Request[Any, Any, Any], web_config: WebConfigDep, current_user: CurrentUser) -> Template:
     """The sign-in form."""
-    return Template(template_name="flowstar/login.html", context=_page(request, web_config, current_user, username=""))
+    return Template(template_name="flowstar/login.html", context=page_context(web_config, current_user, username=""))
 
 
 @post("/login", name="flowstar-ui:login-post", status_code=303)
@@ -67,7 +66,7 @@ async def login(request: Request[Any, Any, Any], web_config: WebConfigDep) -> Re
     directory = web_config.user_directory
     user = directory.authenticate(username, str(form.get("password") or "")) if directory else None
     if user is None:
-        context = _page(request, web_config, None, username=username, error="Unknown user name or wrong password.")
+        context = page_context(web_config, None, username=username, error="Unknown user name or wrong password.")
         return Template(template_name="flowstar/login.html", context=context, status_code=401)
     request.set_session({"user_id": user.id})
     return Redirect(path=f"{web_config.ui_path}/", status_code=303)
@@ -108,11 +107,11 @@ async def inbox(
     cursor: FromQuery[str | None] = None,
 ) -> Template | Redirect:
     """The inbox: open tasks or recently completed ones, refreshed live over SSE."""
-    redirect = _sign_in_needed(web_config, current_user)
+    redirect = sign_in_needed(web_config, current_user)
     if redirect:
         return redirect
     context = await _list_context(engine, current_user, tab, cursor)
-    return Template(template_name="flowstar/inbox.html", context=_page(request, web_config, current_user, **context))
+    return Template(template_name="flowstar/inbox.html", context=page_context(web_config, current_user, **context))
 
 
 @get("/fragments/tasks", name="flowstar-ui:task-list")
@@ -124,23 +123,16 @@ async def task_list(
     tab: FromQuery[str] = "open",
 ) -> Template | Response[Any]:
     """The task table alone, fetched by htmx when a task event arrives."""
-    if _sign_in_needed(web_config, current_user):
+    if sign_in_needed(web_config, current_user):
         return Response(content="", status_code=401)
     context = await _list_context(engine, current_user, tab, None)
-    return Template(
-        template_name="flowstar/task_list.html", context=_page(request, web_config, current_user, **context)
-    )
+    return Template(template_name="flowstar/task_list.html", context=page_context(web_config, current_user, **context))
 
 
 def _task_context(task: HumanTask, values: FormValues | None, errors: dict[str, list[str]], now: Any) -> dict[str, Any]:
-    fields = build_fields(task.form_schema)
-    shown = values if values is not None else form_values(fields, task.data)
     return {
         "task": task,
-        "form": render_form(fields, shown, errors) if fields else "",
-        "json_form": not fields,
-        "json_text": (shown.get("_json") or [""])[0] if not fields else "",
-        "json_error": "; ".join(m for msgs in errors.values() for m in msgs) if not fields else "",
+        **form_context(task.form_schema, values, errors, task.data),
         "overdue": task.due_at is not None and task.due_at < now,
     }
 
@@ -152,12 +144,12 @@ async def _task_or_answer(
     request: Request[Any, Any, Any], task_id: str, engine: Engine, user: User | None, config: WebConfig
 ) -> HumanTask | Template | Redirect:
     """The URL's task if the user may see it, else the page to answer with (sign-in, 403, 404)."""
-    redirect = _sign_in_needed(config, user)
+    redirect = sign_in_needed(config, user)
     if redirect:
         return redirect
     found = await visible_task(engine, task_id, user)
     if isinstance(found, int):
-        return _message(request, config, user, found, _DENIED[found])
+        return message(config, user, found, _DENIED[found])
     return found
 
 
@@ -174,7 +166,7 @@ async def task_page(
     if not isinstance(found, HumanTask):
         return found
     context = _task_context(found, None, {}, engine.clock.now())
-    return Template(template_name="flowstar/task.html", context=_page(request, web_config, current_user, **context))
+    return Template(template_name="flowstar/task.html", context=page_context(web_config, current_user, **context))
 
 
 @post("/tasks/{task_id:str}", name="flowstar-ui:task-complete", status_code=303)
@@ -191,7 +183,7 @@ async def complete(
         return found
     posted = await request.form()
     values: FormValues = {key: list(posted.getall(key)) for key in posted if key != "_csrf_token"}
-    data, errors = _read_post(found, values)
+    data, errors = read_post(found.form_schema, values)
     if not errors:
         try:
             await engine.complete_task(found.id, current_user.id if current_user else ANONYMOUS, data)
@@ -204,23 +196,9 @@ async def complete(
     context = _task_context(found, values, errors, engine.clock.now())
     return Template(
         template_name="flowstar/task.html",
-        context=_page(request, web_config, current_user, **context),
+        context=page_context(web_config, current_user, **context),
         status_code=422,
     )
-
-
-def _read_post(task: HumanTask, values: FormValues) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    fields = build_fields(task.form_schema)
-    if fields:
-        return parse_form(fields, values)
-    text = (values.get("_json") or [""])[0].strip() or "{}"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}, {"": ["the data is not valid JSON"]}
-    if not isinstance(data, dict):
-        return {}, {"": ["the data must be a JSON object"]}
-    return data, {}
 
 
 ROUTES = [login_page, login, logout, inbox, task_list, task_page, complete]
