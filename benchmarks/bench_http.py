@@ -5,15 +5,17 @@ Both apps run in one uvicorn server (a real socket on a free port, ``httptools``
 inside this process; the client is ``httpx.AsyncClient`` on the same event loop, ``--concurrency``
 requests in flight.  Rounds alternate between the two sides (engine, bare, bare, engine...).
 
-- ``engine``: ``POST /instances`` starts ``submit -> approval (human) -> process`` and answers
-  the instance id and its task id; ``POST /tasks/{id}/complete`` completes the task (the engine
-  runs ``process`` and commits the instance as completed before answering).  The handlers are
-  plain Litestar handlers calling ``PersistentExecutionEngine`` (``start_workflow``,
-  ``get_tasks``, ``complete_task``): the ``flowstar.web`` plugin's REST routes are not used.
+- ``engine`` with ``--app plugin`` (the default): ``flowstar.web.WorkflowWebPlugin``'s REST API
+  on the engine (no user provider: a trusted back end).  ``POST /workflows/instances`` starts
+  ``submit -> approval (human) -> process``, ``GET /workflows/tasks?instance_id=...`` finds its
+  task, ``POST /workflows/tasks/{id}/complete`` completes it (the engine runs ``process`` and
+  commits the instance as completed before answering): three requests.
+- ``engine`` with ``--app handlers``: two plain Litestar handlers calling the engine
+  (``POST /instances`` answers the task id too, then ``POST /tasks/{id}/complete``).
 - ``bare``: ``POST /bare`` inserts one row in a table of its own in one transaction.
 
-The figure to compare is requests per second: a round trip is two requests, each of which
-commits (the start also runs the submit step), against one commit per bare request.  After the
+The figures: round trips per second, requests per second (three or two per round trip) and
+their ratios to the bare handler's requests per second.  After the
 clock stops every instance is checked: completed, with the context the workflow sets.  The
 script prints one JSON object on stdout; progress goes to stderr.
 """
@@ -77,7 +79,26 @@ def definition() -> WorkflowDefinition:
     )
 
 
+def build_plugin_app(engine: PersistentExecutionEngine, db: AsyncEngine) -> Litestar:
+    """The bare handler beside ``flowstar.web``'s REST API (``/workflows``) on the engine."""
+    from flowstar.web import WorkflowWebPlugin
+
+    return Litestar([_bare_handler(db)], plugins=[WorkflowWebPlugin(engine=engine, enable_ui=False)], debug=False)
+
+
+def _bare_handler(db: AsyncEngine) -> Any:
+    @post("/bare", status_code=200)
+    async def bare(data: dict[str, Any]) -> dict[str, bool]:
+        async with db.begin() as conn:
+            await conn.execute(insert(_bare), {"note": str(data.get("n"))})
+        return {"ok": True}
+
+    return bare
+
+
 def build_app(engine: PersistentExecutionEngine, db: AsyncEngine) -> Litestar:
+    """The bare handler beside two plain handlers calling the engine."""
+
     @post("/instances", status_code=200)
     async def start(data: dict[str, Any]) -> dict[str, str]:
         instance = await engine.start_workflow("bench_http", data)
@@ -89,13 +110,7 @@ def build_app(engine: PersistentExecutionEngine, db: AsyncEngine) -> Litestar:
         instance = await engine.complete_task(task_id, "bench", data)
         return {"id": str(instance.id), "status": instance.status.value}
 
-    @post("/bare", status_code=200)
-    async def bare(data: dict[str, Any]) -> dict[str, bool]:
-        async with db.begin() as conn:
-            await conn.execute(insert(_bare), {"note": str(data.get("n"))})
-        return {"ok": True}
-
-    return Litestar([start, complete, bare], debug=False)
+    return Litestar([start, complete, _bare_handler(db)], debug=False)
 
 
 def free_port() -> int:
@@ -121,6 +136,21 @@ async def round_engine(client: httpx.AsyncClient, count: int, concurrency: int) 
     async def one(i: int) -> None:
         started = (await client.post("/instances", json={"n": i})).raise_for_status().json()
         done = await client.post(f"/tasks/{started['task_id']}/complete", json={"approved": True})
+        if done.raise_for_status().json()["status"] != "completed":
+            raise RuntimeError(f"instance {started['id']} did not complete: {done.text}")
+
+    return await _bounded(count, concurrency, one)
+
+
+async def round_plugin(client: httpx.AsyncClient, count: int, concurrency: int) -> float:
+    async def one(i: int) -> None:
+        body = {"definition_name": "bench_http", "input_data": {"n": i}}
+        started = (await client.post("/workflows/instances", json=body)).raise_for_status().json()
+        query = {"instance_id": started["id"], "status": "pending"}
+        (task,) = (await client.get("/workflows/tasks", params=query)).raise_for_status().json()
+        done = await client.post(
+            f"/workflows/tasks/{task['id']}/complete", json={"output_data": {"approved": True}, "completed_by": "bench"}
+        )
         if done.raise_for_status().json()["status"] != "completed":
             raise RuntimeError(f"instance {started['id']} did not complete: {done.text}")
 
@@ -153,7 +183,7 @@ async def measure(args: argparse.Namespace, url: str) -> tuple[list[float], list
     engine = PersistentExecutionEngine(registry, engine=db)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(build_app(engine, db), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(APPS[args.app][0](engine, db), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     serving = asyncio.create_task(server.serve())
     engine_s: list[float] = []
@@ -167,6 +197,7 @@ async def measure(args: argparse.Namespace, url: str) -> tuple[list[float], list
             await asyncio.sleep(0.01)
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+            round_engine = APPS[args.app][1]
             await round_engine(client, args.concurrency * 2, args.concurrency)  # warm-up
             await round_bare(client, args.concurrency * 2, args.concurrency)
             for r in range(args.rounds):
@@ -198,12 +229,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "server": "uvicorn (one process, real socket)",
             "client": "httpx.AsyncClient, same process and event loop",
-            "engine_app": "plain Litestar handlers calling PersistentExecutionEngine",
+            "app": args.app,
+            "engine_app": ENGINE_APPS[args.app],
+            "requests_per_round_trip": REQUESTS[args.app],
         },
         "engine_round_trips_per_s": round(round_trips, 1),
-        "engine_requests_per_s": round(2 * round_trips, 1),
+        "engine_requests_per_s": round(REQUESTS[args.app] * round_trips, 1),
         "bare_requests_per_s": round(bare_rate, 1),
-        "ratio_requests": round(2 * round_trips / bare_rate, 3),
+        "ratio_requests": round(REQUESTS[args.app] * round_trips / bare_rate, 3),
         "ratio_round_trips_to_bare_requests": round(round_trips / bare_rate, 3),
         "target_ratio": TARGET_RATIO,
         "checks": {
@@ -215,10 +248,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --app: how the engine side is served, and its round trip.
+APPS: dict[str, tuple[Callable[[PersistentExecutionEngine, AsyncEngine], Litestar], Any]] = {
+    "plugin": (build_plugin_app, round_plugin),
+    "handlers": (build_app, round_engine),
+}
+
+REQUESTS = {"plugin": 3, "handlers": 2}
+ENGINE_APPS = {
+    "plugin": "flowstar.web.WorkflowWebPlugin REST API: POST instances, GET tasks?instance_id, POST complete",
+    "handlers": "plain Litestar handlers calling the engine: POST start (answers the task id), POST complete",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="engine round trips (and bare requests) per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--app", choices=sorted(APPS), default="plugin", help="the engine side's app")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server URL; a database is made and dropped")
     args = parser.parse_args()

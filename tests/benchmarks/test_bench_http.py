@@ -33,5 +33,7 @@ def test_short_http_benchmark_json(postgres_url: str) -> None:
     }
     rates = document["engine_round_trips_per_s"], document["bare_requests_per_s"]
     assert all(rate > 0 for rate in rates)
-    assert document["engine_requests_per_s"] == pytest.approx(2 * rates[0], abs=0.2)
+    assert document["config"]["app"] == "plugin"
+    assert document["config"]["requests_per_round_trip"] == 3
+    assert document["engine_requests_per_s"] == pytest.approx(3 * rates[0], abs=0.2)
     assert document["ratio_requests"] == pytest.approx(document["engine_requests_per_s"] / rates[1], abs=0.01)
