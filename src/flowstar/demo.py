@@ -83,7 +83,7 @@ async def run_demo(settings: FlowstarSettings, worker_settings: dict[str, Any]) 
 
 
 async def _sample_reports(engine: SAQExecutionEngine) -> None:
-    """Expense reports waiting for the demo's manager, so the inbox has work in it."""
+    """Expense reports for the manager and a document review for managers and finance (work in the inbox)."""
     for amount, requester in ((1200, "alice"), (4800, "alice")):
         report = await engine.start_workflow(
             "expense_approval",
@@ -93,6 +93,10 @@ async def _sample_reports(engine: SAQExecutionEngine) -> None:
         )
         # The worker runs the first steps; the inbox is shown once the task waits in it.
         await engine.wait_for_status(report.id, WorkflowStatus.WAITING, timeout=30)
+    review = await engine.start_workflow(
+        "document_review", {"title": "Travel policy 2027"}, tenant_id="acme", created_by="alice"
+    )
+    await engine.wait_for_status(review.id, WorkflowStatus.WAITING, timeout=30)
 
 
 async def serve(

@@ -11,7 +11,7 @@ from flowstar.model.registry import WorkflowRegistry
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep
 from flowstar.model.waits import TimerStep
 
-__all__ = ["AUTO_APPROVE_LIMIT", "build_expense_approval", "build_registry", "registry"]
+__all__ = ["AUTO_APPROVE_LIMIT", "build_document_review", "build_expense_approval", "build_registry", "registry"]
 
 AUTO_APPROVE_LIMIT = 1000
 
@@ -98,10 +98,71 @@ def build_expense_approval() -> WorkflowDefinition:
     )
 
 
+def _reviewer(step: str, group: str, who: str) -> BaseHumanStep:
+    # Each reviewer's answer has its own key, so the parallel branches never overwrite
+    # each other's data.
+    form = {
+        "type": "object",
+        "properties": {
+            f"{who}_verdict": {"type": "string", "enum": ["accept", "changes", "reject"], "title": "Verdict"},
+            f"{who}_comments": {"type": "string", "title": "Comments", "maxLength": 4000},
+        },
+        "required": [f"{who}_verdict"],
+    }
+    return BaseHumanStep(
+        step, title=f"Review document ({who})", assignee_group=group, form_schema=form, due_in=timedelta(days=2)
+    )
+
+
+class CollectReviews(BaseMachineStep):
+    """The join: runs once, after both reviews; accepted only if both reviewers accept."""
+
+    name = "collect_reviews"
+
+    async def execute(self, context: WorkflowContext) -> None:
+        """Record the outcome of both reviews."""
+        verdicts = [context.get("manager_verdict"), context.get("finance_verdict")]
+        context.set("accepted", verdicts == ["accept", "accept"])
+
+
+def build_document_review() -> WorkflowDefinition:
+    """Document review: a manager and finance review in parallel, then the join collects."""
+    return WorkflowDefinition(
+        name="document_review",
+        version="1.0.0",
+        description="Two reviewers in parallel (managers, finance), joined",
+        steps={
+            "submit_document": _Submit(),
+            "manager_review": _reviewer("manager_review", "managers", "manager"),
+            "finance_review": _reviewer("finance_review", "finance", "finance"),
+            "collect_reviews": CollectReviews(),
+        },
+        edges=[
+            Edge("submit_document", "manager_review"),
+            Edge("submit_document", "finance_review"),
+            Edge("manager_review", "collect_reviews"),
+            Edge("finance_review", "collect_reviews"),
+        ],
+        initial_step="submit_document",
+        terminal_steps={"collect_reviews"},
+    )
+
+
+class _Submit(BaseMachineStep):
+    """Mark the document as submitted for review."""
+
+    name = "submit_document"
+
+    async def execute(self, context: WorkflowContext) -> None:
+        """Note the submission."""
+        context.set("submitted", True)
+
+
 def build_registry() -> WorkflowRegistry:
     """A registry with the demo workflows."""
     demo = WorkflowRegistry()
     demo.register_definition(build_expense_approval())
+    demo.register_definition(build_document_review())
     return demo
 
 

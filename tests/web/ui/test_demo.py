@@ -54,6 +54,7 @@ async def test_demo_serves_the_inbox(redis_server_url: str, unique_prefix: str, 
             inbox = await client.get(f"{base}/")
             assert inbox.status_code == 200
             assert len(re.findall(r'href="/workflows/ui/tasks/[^"]+">Approve expense<', inbox.text)) == 2
+            assert "Review document (manager)" in inbox.text  # the parallel review
             assert (await client.get(f"{base}/static/vendor/mermaid.min.js")).status_code == 200
     finally:
         if servers:
