@@ -34,6 +34,7 @@ def _engine(clock: ManualClock) -> LocalExecutionEngine:
         "approve", title="Approve <expense>", assignee_key="who", form_schema=SCHEMA, due_in=timedelta(hours=1)
     )
     registry.register_definition(linear("expense", approve, Set("done")))
+    registry.register_definition(linear("leave", BaseHumanStep("grant", title="Grant leave", assignee_key="who")))
     return LocalExecutionEngine(registry, clock=clock)
 
 
@@ -203,3 +204,24 @@ async def test_start_a_workflow_and_follow_its_instance(app_engine: Any) -> None
     async with AsyncTestClient(app) as client:
         await _sign_in(client, "dave")
         assert (await client.get(f"/workflows/ui/instances/{instance.id}")).status_code == 404
+
+
+async def test_inbox_filters(app_engine: Any, clock: ManualClock) -> None:
+    app, engine = app_engine
+    await engine.start_workflow("expense", {"who": "bob"}, tenant_id="acme")
+    await engine.start_workflow("leave", {"who": "bob"}, tenant_id="acme")
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "bob")
+        both = (await client.get("/workflows/ui/")).text
+        assert "Approve &lt;expense&gt;" in both
+        assert "Grant leave" in both
+        leave = (await client.get("/workflows/ui/?workflow=leave")).text
+        assert "Grant leave" in leave
+        assert "Approve &lt;expense&gt;" not in leave
+        assert 'hx-get="/workflows/ui/fragments/tasks?tab=open&amp;workflow=leave"' in leave
+        assert '<option value="leave" selected>' in leave
+        assert "No tasks." in (await client.get("/workflows/ui/?overdue=true")).text
+        clock.advance(timedelta(hours=2))  # the expense task (due in 1 h) is overdue now
+        late = (await client.get("/workflows/ui/fragments/tasks?overdue=true")).text
+        assert "Approve &lt;expense&gt;" in late
+        assert "Grant leave" not in late  # no due date

@@ -8,7 +8,9 @@ the sign-in page and sees only the tasks the engine says are theirs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
@@ -79,9 +81,34 @@ async def logout(request: Request[Any, Any, Any], web_config: WebConfigDep) -> R
     return Redirect(path=f"{web_config.ui_path}/login", status_code=303)
 
 
-async def _list_context(engine: Engine, user: User | None, tab: str, cursor: str | None) -> dict[str, Any]:
-    tab = tab if tab in _TABS else "open"
-    kwargs: dict[str, Any] = {"status": _TABS[tab], "user": user, "cursor": cursor or None}
+@dataclass(frozen=True)
+class ListFilter:
+    """The inbox's filters, from the query string."""
+
+    tab: str = "open"
+    workflow: str | None = None
+    overdue: bool = False
+
+    def query(self) -> str:
+        """The filters as a query string (for the live fragment and the next page)."""
+        params: dict[str, str] = {"tab": self.tab}
+        if self.workflow:
+            params["workflow"] = self.workflow
+        if self.overdue:
+            params["overdue"] = "true"
+        return urlencode(params)
+
+
+async def _list_context(engine: Engine, user: User | None, shown: ListFilter, cursor: str | None) -> dict[str, Any]:
+    tab = shown.tab if shown.tab in _TABS else "open"
+    shown = ListFilter(tab=tab, workflow=shown.workflow or None, overdue=shown.overdue and tab == "open")
+    kwargs: dict[str, Any] = {
+        "status": _TABS[tab],
+        "user": user,
+        "cursor": cursor or None,
+        "workflow_name": shown.workflow,
+        "overdue": shown.overdue,
+    }
     if tab == "completed" and user is not None:
         kwargs["completed_by"] = user.id
     page = await engine.find_tasks(**kwargs)
@@ -93,7 +120,15 @@ async def _list_context(engine: Engine, user: User | None, tab: str, cursor: str
         tasks.sort(key=lambda t: t.completed_at or t.created_at, reverse=True)
     now = engine.clock.now()
     overdue = {t.id for t in tasks if t.due_at is not None and t.due_at < now and tab == "open"}
-    return {"tasks": tasks, "tab": tab, "overdue": overdue, "next_cursor": page.next_cursor}
+    return {
+        "tasks": tasks,
+        "tab": tab,
+        "filters": shown,
+        "query": shown.query(),
+        "workflows": sorted({d.name for d in engine.registry.list_definitions()}),
+        "overdue": overdue,
+        "next_cursor": page.next_cursor,
+    }
 
 
 @get("/", name="flowstar-ui:inbox")
@@ -104,28 +139,33 @@ async def inbox(
     current_user: CurrentUser,
     web_config: WebConfigDep,
     tab: FromQuery[str] = "open",
+    workflow: FromQuery[str | None] = None,
+    overdue: FromQuery[bool] = False,
     cursor: FromQuery[str | None] = None,
 ) -> Template | Redirect:
     """The inbox: open tasks or recently completed ones, refreshed live over SSE."""
     redirect = sign_in_needed(web_config, current_user)
     if redirect:
         return redirect
-    context = await _list_context(engine, current_user, tab, cursor)
+    context = await _list_context(engine, current_user, ListFilter(tab, workflow, overdue), cursor)
     return Template(template_name="flowstar/inbox.html", context=page_context(web_config, current_user, **context))
 
 
 @get("/fragments/tasks", name="flowstar-ui:task-list")
 async def task_list(
     request: Request[Any, Any, Any],
+    *,
     engine: EngineDep,
     current_user: CurrentUser,
     web_config: WebConfigDep,
     tab: FromQuery[str] = "open",
+    workflow: FromQuery[str | None] = None,
+    overdue: FromQuery[bool] = False,
 ) -> Template | Response[Any]:
     """The task table alone, fetched by htmx when a task event arrives."""
     if sign_in_needed(web_config, current_user):
         return Response(content="", status_code=401)
-    context = await _list_context(engine, current_user, tab, None)
+    context = await _list_context(engine, current_user, ListFilter(tab, workflow, overdue), None)
     return Template(template_name="flowstar/task_list.html", context=page_context(web_config, current_user, **context))
 
 
