@@ -7,6 +7,7 @@ empty otherwise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -95,9 +96,29 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     if isinstance(extra, list):
         for item in extra:
             if isinstance(item, dict):
-                key = str(item.get("key") or "")
-                errors.append(FieldError(pointer=pointer(key), message=str(item.get("message", ""))))
+                message = str(item.get("message", ""))
+                errors.append(FieldError(pointer=_request_pointer(item, message), message=message))
     return error_response(exc.status_code, exc.detail, errors)
+
+
+# msgspec names a missing or unknown member in its message, reported at the enclosing object.
+_NAMED_MEMBER = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+
+
+def _request_pointer(item: dict[str, Any], message: str) -> str:
+    """The JSON pointer of one of Litestar's validation errors.
+
+    Litestar reports an error at the body's top level under the key ``data`` (its name for
+    the body), which is the root of the submitted document, not a member called ``data``;
+    a missing or unknown member points at that member.
+    """
+    key = str(item.get("key") or "")
+    if item.get("source") == "body" and key == "data":
+        key = ""
+    named = _NAMED_MEMBER.match(message)
+    if named is not None:
+        key = f"{key}.{named.group(1)}" if key else named.group(1)
+    return pointer(key)
 
 
 def exception_handlers() -> dict[type[Exception], Callable[..., Response[Any]]]:
