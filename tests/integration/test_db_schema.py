@@ -34,6 +34,8 @@ TABLES = {
     "workflow_step_executions",
     "workflow_human_tasks",
     "workflow_outbox",
+    "workflow_task_candidates",
+    "workflow_task_audit",
     VERSION_TABLE,
 }
 

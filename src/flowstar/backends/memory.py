@@ -17,7 +17,16 @@ from flowstar.model.changes import keep_creation_fields, record_changes, task_ch
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.pages import InstanceQuery, TaskQuery
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, StepRecord, TaskUpdate, Token
+from flowstar.model.state import (
+    CommitPlan,
+    HumanTask,
+    InstanceState,
+    RecordUpdate,
+    StepRecord,
+    TaskAuditEntry,
+    TaskUpdate,
+    Token,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -37,6 +46,7 @@ class MemoryStore:
         self.instances: dict[str, InstanceState] = {}
         self.records: dict[str, list[StepRecord]] = {}
         self.tasks: dict[str, HumanTask] = {}
+        self.audit: dict[str, list[TaskAuditEntry]] = {}
         self.definitions: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
@@ -70,6 +80,9 @@ class MemoryStore:
             self._update_records(instance_id, plan.record_updates)
         if plan.new_tasks or plan.task_updates:
             self._update_tasks(plan.new_tasks, plan.task_updates)
+        if plan.audit:
+            for entry in plan.audit:
+                self.audit.setdefault(entry.task_id, []).append(entry)
         return True
 
     def _update_records(self, instance_id: str, updates: Sequence[RecordUpdate]) -> None:
@@ -95,6 +108,10 @@ class MemoryStore:
     async def get_task(self, task_id: str) -> HumanTask | None:
         """One task by id."""
         return self.tasks.get(task_id)
+
+    async def task_audit(self, task_id: str) -> list[TaskAuditEntry]:
+        """The task's audit trail, oldest first."""
+        return sorted(self.audit.get(task_id, []), key=lambda e: (e.at, e.id))
 
     async def find_tasks(
         self,

@@ -83,6 +83,26 @@ _TASK_COLUMNS: Columns = (
     ("tenant_id", "varchar"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
+    ("claimed_by", "varchar"),
+    ("claimed_at", "timestamptz"),
+    ("priority", "integer"),
+    ("follow_up_at", "timestamptz"),
+)
+_CANDIDATE_COLUMNS: Columns = (
+    ("task_id", "uuid"),
+    ("kind", "varchar"),
+    ("name", "varchar"),
+    ("tenant_id", "varchar"),
+)
+_AUDIT_COLUMNS: Columns = (
+    ("id", "uuid"),
+    ("task_id", "uuid"),
+    ("instance_id", "uuid"),
+    ("tenant_id", "varchar"),
+    ("action", "varchar"),
+    ("actor", "varchar"),
+    ("at", "timestamptz"),
+    ("details", None),
 )
 _RECORD_UPDATE_COLUMNS: Columns = (
     ("id", "uuid"),
@@ -101,6 +121,8 @@ _TASK_UPDATE_COLUMNS: Columns = (
     ("data", None),
     ("assignee_id", "varchar"),
     ("assignee_group", "varchar"),
+    ("claimed_by", "varchar"),
+    ("claimed_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )
 _JSON_STATE = {"context_data", "tokens", "joins", "history", "metadata"}
@@ -129,8 +151,8 @@ def _keep_or_set(name: str, kind: str | None) -> str:
 
 
 # The child writes a plan may carry, in the order their CTEs appear.
-PARTS = ("records", "record_updates", "tasks", "task_updates", "outbox")
-Parts = tuple[bool, bool, bool, bool, bool]
+PARTS = ("records", "record_updates", "tasks", "task_updates", "outbox", "candidates", "audit")
+Parts = tuple[bool, bool, bool, bool, bool, bool, bool]
 
 
 def _children(parts: Parts) -> str:
@@ -169,6 +191,17 @@ def _children(parts: Parts) -> str:
     ORDER BY o.n
     RETURNING 1
 )""",
+        # Rows of tasks created by this very statement: the foreign key is checked at its end.
+        "candidates": f"""new_candidates AS (
+    INSERT INTO workflow_task_candidates ({_names(_CANDIDATE_COLUMNS)})
+    SELECT {_pick(_CANDIDATE_COLUMNS)} FROM {_rows("candidates", _CANDIDATE_COLUMNS)}
+    RETURNING 1
+)""",
+        "audit": f"""new_audit AS (
+    INSERT INTO workflow_task_audit ({_names(_AUDIT_COLUMNS)})
+    SELECT {_pick(_AUDIT_COLUMNS)} FROM {_rows("audit", _AUDIT_COLUMNS)}
+    RETURNING 1
+)""",
     }
     chosen = [ctes[name] for name, present in zip(PARTS, parts, strict=True) if present]
     return "".join(f"\n, {cte}" for cte in chosen) + "\nSELECT count(*) FROM inst"
@@ -200,11 +233,21 @@ def statement(created: bool, parts: Parts) -> TextClause:
 
 def parts_of(rows: PlanRows) -> Parts:
     """Which kinds of child writes ``rows`` has."""
-    return (bool(rows.records), bool(rows.record_updates), bool(rows.tasks), bool(rows.task_updates), bool(rows.outbox))
+    return (
+        bool(rows.records),
+        bool(rows.record_updates),
+        bool(rows.tasks),
+        bool(rows.task_updates),
+        bool(rows.outbox),
+        bool(rows.candidates),
+        bool(rows.audit),
+    )
 
 
 def eligible(rows: PlanRows) -> bool:
     """Whether one statement writes ``rows`` exactly as the transactional path would."""
+    if rows.candidate_resets:
+        return False  # a DELETE and an INSERT of the same candidate rows: two statements
     record_updates = [u["id"] for u in rows.record_updates]
     task_updates = [u["id"] for u in rows.task_updates]
     if len(set(record_updates)) != len(record_updates) or len(set(task_updates)) != len(task_updates):
@@ -235,6 +278,10 @@ def parameters(rows: PlanRows) -> dict[str, Any]:
         params["tasks"] = _json_text(rows.tasks)
     if rows.task_updates:
         params["task_updates"] = _json_text(rows.task_updates)
+    if rows.candidates:
+        params["candidates"] = _json_text(rows.candidates)
+    if rows.audit:
+        params["audit"] = _json_text(rows.audit)
     if rows.outbox:
         params["payloads"] = [row["payload"] for row in rows.outbox]
         params["event_times"] = [row["created_at"] for row in rows.outbox]

@@ -16,11 +16,20 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from flowstar.db._rows import dispatch_at, to_json, uuid_of
+from flowstar.model.access import candidate_pairs
 from flowstar.model.changes import record_changes, task_changes
 from flowstar.model.events import encode_event
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, StepRecord, TaskUpdate
+from flowstar.model.state import (
+    CommitPlan,
+    HumanTask,
+    InstanceState,
+    RecordUpdate,
+    StepRecord,
+    TaskAuditEntry,
+    TaskUpdate,
+)
 
-__all__ = ["CREATE_COLUMNS", "STATE_COLUMNS", "PlanRows", "plan_rows"]
+__all__ = ["CREATE_COLUMNS", "STATE_COLUMNS", "PlanRows", "audit_row", "plan_rows"]
 
 # The instance columns every commit writes.
 STATE_COLUMNS = (
@@ -63,6 +72,10 @@ class PlanRows(NamedTuple):
         tasks: new ``workflow_human_tasks`` rows.
         task_updates: ``id`` and the columns each task update sets (``updated_at`` always).
         outbox: new ``workflow_outbox`` rows (empty without an outbox).
+        candidate_resets: ids of tasks whose ``workflow_task_candidates`` rows are deleted
+            first (their candidates changed; the new rows are in ``candidates``).
+        candidates: new ``workflow_task_candidates`` rows.
+        audit: new ``workflow_task_audit`` rows.
     """
 
     created: bool
@@ -73,6 +86,9 @@ class PlanRows(NamedTuple):
     tasks: list[dict[str, Any]]
     task_updates: list[dict[str, Any]]
     outbox: list[dict[str, Any]]
+    candidate_resets: list[Any] = []
+    candidates: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
 
 
 def plan_rows(plan: CommitPlan, *, definition_id: Any, outbox: bool) -> PlanRows:
@@ -82,6 +98,7 @@ def plan_rows(plan: CommitPlan, *, definition_id: Any, outbox: bool) -> PlanRows
     if plan.created:
         instance.update(_creation_row(state, definition_id))
     updated_at = state.updated_at
+    resets, candidates = _candidate_rows(plan) if plan.new_tasks or plan.task_updates else ([], [])
     return PlanRows(
         created=plan.created,
         expected_version=plan.expected_version,
@@ -98,7 +115,41 @@ def plan_rows(plan: CommitPlan, *, definition_id: Any, outbox: bool) -> PlanRows
             if outbox and plan.events
             else []
         ),
+        candidate_resets=resets,
+        candidates=candidates,
+        audit=[audit_row(e) for e in plan.audit] if plan.audit else [],
     )
+
+
+def _candidate_rows(plan: CommitPlan) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The candidate rows of new tasks, and of tasks whose candidates the plan replaces."""
+    resets: list[Any] = []
+    rows: list[dict[str, Any]] = []
+    for task in plan.new_tasks:
+        key = uuid_of(task.id)
+        pairs = candidate_pairs(task.candidate_users, task.candidate_groups, task.assignee_group)
+        rows.extend({"task_id": key, "kind": k, "name": n, "tenant_id": task.tenant_id} for k, n in pairs)
+    tenant_id = plan.instance.tenant_id
+    for change in plan.task_updates:
+        if change.candidates is not None:
+            key = uuid_of(change.id)
+            resets.append(key)
+            rows.extend({"task_id": key, "kind": k, "name": n, "tenant_id": tenant_id} for k, n in change.candidates)
+    return resets, rows
+
+
+def audit_row(entry: TaskAuditEntry) -> dict[str, Any]:
+    """A ``workflow_task_audit`` row."""
+    return {
+        "id": uuid_of(entry.id),
+        "task_id": uuid_of(entry.task_id),
+        "instance_id": uuid_of(entry.instance_id),
+        "tenant_id": entry.tenant_id,
+        "action": entry.action,
+        "actor": entry.actor,
+        "at": entry.at,
+        "details": entry.details,
+    }
 
 
 def _state_row(state: InstanceState) -> dict[str, Any]:
@@ -176,6 +227,10 @@ def task_row(task: HumanTask) -> dict[str, Any]:
         "tenant_id": task.tenant_id,
         "created_at": task.created_at,
         "updated_at": task.created_at,
+        "claimed_by": task.claimed_by,
+        "claimed_at": task.claimed_at,
+        "priority": task.priority,
+        "follow_up_at": task.follow_up_at,
     }
 
 

@@ -5,27 +5,34 @@ The other direction, a ``CommitPlan`` as the rows it writes, is ``flowstar.db._p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Row, Table
+from sqlalchemy import Row, Table, bindparam, select
 
 from flowstar.db.models import (
     HumanTaskModel,
     OutboxModel,
     StepExecutionModel,
+    TaskAuditModel,
+    TaskCandidateModel,
     WorkflowDefinitionModel,
     WorkflowInstanceModel,
 )
 from flowstar.engine.views import as_uuid
 from flowstar.model.enums import StepStatus, TaskStatus, WorkflowStatus
-from flowstar.model.state import HistoryEntry, HumanTask, InstanceState, StepRecord, Token
+from flowstar.model.state import HistoryEntry, HumanTask, InstanceState, StepRecord, TaskAuditEntry, Token
 
 __all__ = [
+    "CANDIDATES_OF",
     "DECODE_TOKENS",
+    "audit",
+    "audit_from_row",
+    "candidates",
+    "tasks_with_candidates",
     "definitions",
     "dispatch_at",
     "instances",
@@ -45,6 +52,15 @@ records = cast(Table, StepExecutionModel.__table__)
 tasks = cast(Table, HumanTaskModel.__table__)
 definitions = cast(Table, WorkflowDefinitionModel.__table__)
 outbox = cast(Table, OutboxModel.__table__)
+candidates = cast(Table, TaskCandidateModel.__table__)
+audit = cast(Table, TaskAuditModel.__table__)
+
+# The candidate rows of a list of tasks (``task_ids``), for ``tasks_with_candidates``.
+CANDIDATES_OF = (
+    select(candidates.c.task_id, candidates.c.kind, candidates.c.name)
+    .where(candidates.c.task_id.in_(bindparam("task_ids", expanding=True)))
+    .order_by(candidates.c.task_id, candidates.c.kind, candidates.c.name)
+)
 
 DECODE_TOKENS = msgspec.json.Decoder(dict[str, Token])
 _HISTORY = msgspec.json.Decoder(list[HistoryEntry])
@@ -125,8 +141,10 @@ def record_from_row(row: Row[Any]) -> StepRecord:
     )
 
 
-def task_from_row(row: Row[Any]) -> HumanTask:
-    """Rebuild a ``HumanTask``."""
+def task_from_row(
+    row: Row[Any], candidate_users: list[str] | None = None, candidate_groups: list[str] | None = None
+) -> HumanTask:
+    """Rebuild a ``HumanTask`` (its candidates come from their own table: ``tasks_with_candidates``)."""
     m = row._mapping
     return HumanTask(
         id=str(m["id"]),
@@ -147,4 +165,43 @@ def task_from_row(row: Row[Any]) -> HumanTask:
         data=m["data"],
         tenant_id=m["tenant_id"],
         step_execution_id=str(m["step_execution_id"]) if m["step_execution_id"] else None,
+        candidate_users=candidate_users or [],
+        candidate_groups=candidate_groups or [],
+        claimed_by=m["claimed_by"],
+        claimed_at=m["claimed_at"],
+        priority=m["priority"],
+        follow_up_at=m["follow_up_at"],
+    )
+
+
+def tasks_with_candidates(rows: Sequence[Row[Any]], candidate_rows: Sequence[Row[Any]]) -> list[HumanTask]:
+    """Rebuild tasks from their rows and their candidate rows (``CANDIDATES_OF``).
+
+    The assignee group's row is the task's ``assignee_group``, not one of its
+    ``candidate_groups`` (a task never lists it twice).
+    """
+    found: dict[Any, tuple[list[str], list[str]]] = {}
+    for c in candidate_rows:
+        users, groups = found.setdefault(c.task_id, ([], []))
+        (users if c.kind == "user" else groups).append(c.name)
+    tasks = []
+    for row in rows:
+        users, groups = found.get(row.id, ([], []))
+        group = row.assignee_group
+        tasks.append(task_from_row(row, users, [g for g in groups if g != group]))
+    return tasks
+
+
+def audit_from_row(row: Row[Any]) -> TaskAuditEntry:
+    """Rebuild a ``TaskAuditEntry``."""
+    m = row._mapping
+    return TaskAuditEntry(
+        id=str(m["id"]),
+        task_id=str(m["task_id"]),
+        instance_id=str(m["instance_id"]),
+        tenant_id=m["tenant_id"],
+        action=m["action"],
+        actor=m["actor"],
+        at=m["at"],
+        details=m["details"] or {},
     )

@@ -24,6 +24,8 @@ __all__ = [
     "HumanTaskModel",
     "OutboxModel",
     "StepExecutionModel",
+    "TaskAuditModel",
+    "TaskCandidateModel",
     "WorkflowDefinitionModel",
     "WorkflowInstanceModel",
     "metadata",
@@ -158,6 +160,7 @@ class HumanTaskModel(_Timestamps, Base):
         # of a user's inbox (their id, each of their groups), and of a plain status list.
         Index("ix_workflow_human_tasks_inbox_assignee", "status", "tenant_id", "assignee_id", "created_at", "id"),
         Index("ix_workflow_human_tasks_inbox_group", "status", "tenant_id", "assignee_group", "created_at", "id"),
+        Index("ix_workflow_human_tasks_inbox_claimed", "status", "tenant_id", "claimed_by", "created_at", "id"),
         Index("ix_workflow_human_tasks_status_created", "status", "created_at", "id"),
     )
 
@@ -180,6 +183,45 @@ class HumanTaskModel(_Timestamps, Base):
     completed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     data: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
     tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    # Added by migration 0002: last in the table (sort_order), where SQLite's ADD COLUMN puts them.
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True, sort_order=1)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, sort_order=1)
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50", sort_order=1)
+    follow_up_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, sort_order=1)
+
+
+class TaskCandidateModel(Base):
+    """Who may claim a task: one row per candidate user or group (the assignee group too).
+
+    The inbox finds a user's tasks through the index on (kind, name): the user's id among
+    the ``user`` rows and each of the user's groups among the ``group`` rows.
+    """
+
+    __tablename__ = "workflow_task_candidates"
+    __table_args__ = (Index("ix_workflow_task_candidates_kind_name", "kind", "name", "task_id"),)
+
+    task_id: Mapped[UUID] = mapped_column(
+        GUID, ForeignKey("workflow_human_tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class TaskAuditModel(Base):
+    """A task's audit trail: who claimed, reassigned, commented, completed it, and when."""
+
+    __tablename__ = "workflow_task_audit"
+    __table_args__ = (Index("ix_workflow_task_audit_task_at", "task_id", "at"),)
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
+    task_id: Mapped[UUID] = mapped_column(GUID)
+    instance_id: Mapped[UUID] = mapped_column(GUID)
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    details: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
 
 
 class OutboxModel(Base):

@@ -42,9 +42,19 @@ from flowstar.db._asyncpg import RawStatement
 from flowstar.db._errors import translated, translating
 from flowstar.db._leases import leases_for
 from flowstar.db._plan import PlanRows, plan_rows
+from flowstar.db._rows import (
+    CANDIDATES_OF,
+    audit_from_row,
+    dispatch_at,
+    record_from_row,
+    state_from_row,
+    task_from_row,
+    tasks_with_candidates,
+)
 from flowstar.db._rows import DECODE_TOKENS as _TOKENS
+from flowstar.db._rows import audit as _audit
+from flowstar.db._rows import candidates as _candidates
 from flowstar.db._rows import definitions as _definitions
-from flowstar.db._rows import dispatch_at, record_from_row, state_from_row, task_from_row
 from flowstar.db._rows import instances as _instances
 from flowstar.db._rows import json_column as _json_column
 from flowstar.db._rows import outbox as _outbox
@@ -56,7 +66,7 @@ from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent, decode_event
 from flowstar.model.pages import InstanceQuery, TaskQuery
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, TaskAuditEntry, Token
 
 __all__ = ["SQLAlchemyStore", "dispatch_at", "record_from_row", "state_from_row", "task_from_row"]
 
@@ -68,6 +78,10 @@ _LOAD_INSTANCE = select(_instances).where(_instances.c.id == bindparam("_id"))
 _INSERT_RECORDS = insert(_records)
 _INSERT_TASKS = insert(_tasks)
 _INSERT_OUTBOX = insert(_outbox)
+_INSERT_CANDIDATES = insert(_candidates)
+_DELETE_CANDIDATES = delete(_candidates).where(_candidates.c.task_id.in_(bindparam("task_ids", expanding=True)))
+_INSERT_AUDIT = insert(_audit)
+_TASK_AUDIT = select(_audit).where(_audit.c.task_id == bindparam("_task_id")).order_by(_audit.c.at, _audit.c.id)
 # UPDATEs without ``values()``: each sets the columns its rows name (besides ``_id``), so one
 # statement serves every kind of task update; SQLAlchemy caches one compilation per set.
 _UPDATE_INSTANCE = update(_instances).where(
@@ -132,6 +146,12 @@ def _children(rows: PlanRows) -> list[_Rows]:
     if rows.tasks:
         writes.append((_INSERT_TASKS, rows.tasks))
     writes.extend((_UPDATE_TASK, batch) for batch in _grouped(rows.task_updates))
+    if rows.candidate_resets:
+        writes.append((_DELETE_CANDIDATES, [{"task_ids": rows.candidate_resets}]))
+    if rows.candidates:
+        writes.append((_INSERT_CANDIDATES, rows.candidates))
+    if rows.audit:
+        writes.append((_INSERT_AUDIT, rows.audit))
     if rows.outbox:
         writes.append((_INSERT_OUTBOX, rows.outbox))
     return writes
@@ -376,7 +396,22 @@ class SQLAlchemyStore:
             return None
         async with self._turn(), self._autocommit.connect() as conn:
             row = (await conn.execute(_LOAD_TASK, {"_id": key})).first()
-        return task_from_row(row) if row is not None else None
+            return (await self._tasks_of(conn, [row]))[0] if row is not None else None
+
+    @staticmethod
+    async def _tasks_of(conn: AsyncConnection, rows: Sequence[Any]) -> list[HumanTask]:
+        """Tasks from their rows, with their candidates (one more query, for all of them)."""
+        if not rows:
+            return []
+        candidates = (await conn.execute(CANDIDATES_OF, {"task_ids": [r.id for r in rows]})).all()
+        return tasks_with_candidates(rows, candidates)
+
+    @translating("read the task's audit trail")
+    async def task_audit(self, task_id: str) -> list[TaskAuditEntry]:
+        """The task's audit trail, oldest first."""
+        async with self._turn(), self._autocommit.connect() as conn:
+            rows = (await conn.execute(_TASK_AUDIT, {"_task_id": _uuid(task_id)})).all()
+        return [audit_from_row(r) for r in rows]
 
     @translating("find tasks")
     async def find_tasks(
@@ -405,7 +440,7 @@ class SQLAlchemyStore:
             query = query.where(_tasks.c.tenant_id == tenant_id)
         async with self._turn(), self._autocommit.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [task_from_row(r) for r in rows]
+            return await self._tasks_of(conn, rows)
 
     @translating("read the step records")
     async def step_records(self, instance_id: str) -> list[StepRecord]:
@@ -454,7 +489,7 @@ class SQLAlchemyStore:
         """Up to ``query.limit + 1`` tasks after the query's key, oldest first by ``(created_at, id)``."""
         async with self._turn(), self._autocommit.connect() as conn:
             rows = (await conn.execute(_queries.task_page(query))).all()
-        return [task_from_row(r) for r in rows]
+            return await self._tasks_of(conn, rows)
 
     @translating("find instances")
     async def find_instance_page(self, query: InstanceQuery) -> list[InstanceState]:

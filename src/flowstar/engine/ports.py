@@ -15,7 +15,7 @@ from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent
 from flowstar.model.pages import InstanceQuery, TaskQuery
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, Token
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, TaskAuditEntry, Token
 
 __all__ = ["ActivationRunner", "Dispatcher", "Outbox", "PendingActivations", "Store"]
 
@@ -70,6 +70,9 @@ class Store(PendingActivations, Protocol):
 
     async def get_task(self, task_id: str) -> HumanTask | None:
         """One task by id."""
+
+    async def task_audit(self, task_id: str) -> list[TaskAuditEntry]:
+        """The task's audit trail, oldest first."""
 
     async def find_tasks(
         self,

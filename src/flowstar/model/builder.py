@@ -32,6 +32,8 @@ from flowstar.model.state import (
     InstanceState,
     RecordUpdate,
     StepRecord,
+    TaskAuditAction,
+    TaskAuditEntry,
     TaskUpdate,
     Token,
     TokenKind,
@@ -69,6 +71,7 @@ class PlanBuilder:
     """
 
     __slots__ = (
+        "audit",
         "definition",
         "dispatch",
         "emitted",
@@ -112,8 +115,30 @@ class PlanBuilder:
         self.voided: list[str] = []
         self.record_updates: list[RecordUpdate] = []
         self.task_updates: list[TaskUpdate] = []
+        # A tuple until a task change records an entry: a plain step makes no list for it.
+        self.audit: list[TaskAuditEntry] | tuple[()] = ()
 
     # -- events and records -------------------------------------------------------------
+
+    def record_audit(
+        self, task_id: str, action: TaskAuditAction, actor: str | None = None, details: dict[str, Any] | None = None
+    ) -> TaskAuditEntry:
+        """Add a line to a task's audit trail, written with this plan."""
+        state = self.state
+        entry = TaskAuditEntry(
+            id=self.new_id(),
+            task_id=task_id,
+            instance_id=state.id,
+            tenant_id=state.tenant_id,
+            action=action,
+            actor=actor,
+            at=self.now,
+            details=details or {},
+        )
+        if isinstance(self.audit, tuple):
+            self.audit = []
+        self.audit.append(entry)
+        return entry
 
     def emit(self, event_type: type[WorkflowEvent], timestamp: datetime | None = None, **fields: Any) -> None:
         """Add an event of the instance (a no-op when events are off)."""
@@ -224,6 +249,7 @@ class PlanBuilder:
         """Open the human task of ``step`` (its record, its task row, its wait token)."""
         state = self.state
         assignee = step.resolve_assignee(state.data)
+        users, groups = step.resolve_candidates(state.data)
         record = self.waiting_record(step.name, _HUMAN, assigned_to=assignee)
         task = HumanTask(
             id=self.new_id(),
@@ -239,8 +265,13 @@ class PlanBuilder:
             created_at=self.now,
             tenant_id=state.tenant_id,
             step_execution_id=record.id,
+            candidate_users=users,
+            candidate_groups=groups,
+            priority=step.priority,
+            follow_up_at=step.resolve_follow_up(self.now),
         )
         self.new_tasks.append(task)
+        self.record_audit(task.id, "created")
         self.add_token(step.name, "human", task_id=task.id, record_id=record.id)
         self.emit(
             HumanTaskCreated,
@@ -331,6 +362,8 @@ class PlanBuilder:
                 self.record_updates.append(RecordUpdate(id=token.record_id, status=_CANCELED_STEP, completed_at=now))
             if token.task_id is not None:
                 self.task_updates.append(TaskUpdate(id=token.task_id, status=task_status, completed_at=now))
+                if task_status is _TASK_CANCELED:
+                    self.record_audit(token.task_id, "canceled")
         self.state.tokens = {}
         self.state.joins = {}
         self.dispatch.clear()
@@ -348,7 +381,7 @@ class PlanBuilder:
                     self.emit(WorkflowCompleted, final_step=state.current_step)
         state.version = self.expected_version + 1
         state.updated_at = self.now
-        return CommitPlan(
+        plan = CommitPlan(
             instance=state,
             expected_version=self.expected_version,
             new_records=self.new_records,
@@ -359,6 +392,9 @@ class PlanBuilder:
             dispatch=self.dispatch,
             voided=self.voided,
         )
+        if self.audit:
+            plan.audit = self.audit
+        return plan
 
 
 def _status_of(tokens: dict[str, Token]) -> WorkflowStatus:

@@ -5,7 +5,8 @@ into column values (``flowstar.db._plan``).  So ``None`` means the same thing ev
 
 - a ``RecordUpdate`` sets every field it has, ``None`` included (a waiting step's outcome
   replaces the record's open fields);
-- a ``TaskUpdate`` that reassigns sets both assignee fields (``None``: nobody, or no group);
+- a ``TaskUpdate`` that reassigns sets both assignee fields (``None``: nobody, or no group)
+  and clears the claim; one that changes the claim sets both claim fields (``None``: unclaimed);
   any other ``TaskUpdate`` sets only the fields it has a value for (``None``: unchanged);
 - an update of an instance writes its state; the fields fixed when it was created
   (``CREATION_FIELDS``) keep their first value;
@@ -40,7 +41,14 @@ def record_changes(update: RecordUpdate) -> dict[str, Any]:
 def task_changes(change: TaskUpdate) -> dict[str, Any]:
     """The ``HumanTask`` fields ``change`` sets (see the module's docstring for ``None``)."""
     if change.reassign:
-        return {"assignee_id": change.assignee_id, "assignee_group": change.assignee_group}
+        return {
+            "assignee_id": change.assignee_id,
+            "assignee_group": change.assignee_group,
+            "claimed_by": None,
+            "claimed_at": None,
+        }
+    if change.claim:
+        return {"claimed_by": change.claimed_by, "claimed_at": change.claimed_at}
     values = {
         "status": change.status,
         "completed_at": change.completed_at,

@@ -17,6 +17,7 @@ __all__ = [
     "StepTimeoutError",
     "StoreUnavailableError",
     "TaskAlreadyCompletedError",
+    "TaskClaimedError",
     "TaskNotFoundError",
     "UnsafeExpressionError",
     "ValidationError",
@@ -133,6 +134,10 @@ class TaskAlreadyCompletedError(InvalidTransitionError):
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details = details or {}
+
+
+class TaskClaimedError(InvalidTransitionError):
+    """Another user has claimed the task (it is theirs until they unclaim it)."""
 
 
 class PermissionDeniedError(WorkflowsError, PermissionError):

@@ -28,6 +28,8 @@ __all__ = [
     "InstanceState",
     "RecordUpdate",
     "StepRecord",
+    "TaskAuditAction",
+    "TaskAuditEntry",
     "TaskUpdate",
     "Token",
     "TokenKind",
@@ -139,7 +141,16 @@ class RecordUpdate(msgspec.Struct, kw_only=True, gc=False):
 
 
 class HumanTask(msgspec.Struct, kw_only=True, gc=False):
-    """A task in the inbox."""
+    """A task in the inbox.
+
+    Attributes:
+        candidate_users: users who may claim the task (besides ``assignee_id``).
+        candidate_groups: groups whose members may claim it; ``assignee_group`` counts as
+            one more (it is never repeated here).
+        claimed_by: the user working on it (claimed), or None.
+        priority: 0..100, higher first (default 50).
+        follow_up_at: when to look at it again (a date shown in the inbox, no timer).
+    """
 
     id: str
     instance_id: str
@@ -159,6 +170,38 @@ class HumanTask(msgspec.Struct, kw_only=True, gc=False):
     data: dict[str, Any] | None = None
     tenant_id: str | None = None
     step_execution_id: str | None = None
+    candidate_users: list[str] = msgspec.field(default_factory=list)
+    candidate_groups: list[str] = msgspec.field(default_factory=list)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    priority: int = 50
+    follow_up_at: datetime | None = None
+
+
+TaskAuditAction = Literal[
+    "created", "claimed", "unclaimed", "reassigned", "commented", "completed", "canceled", "reminded", "escalated"
+]
+
+
+class TaskAuditEntry(msgspec.Struct, kw_only=True, gc=False):
+    """One line of a task's audit trail: who did what to it, and when.
+
+    Attributes:
+        action: created, claimed, unclaimed, reassigned, commented, completed, canceled,
+            reminded or escalated.
+        actor: the user who acted; None for the engine itself (or a trusted caller that
+            named nobody).
+        details: what the action changed (a comment's ``text``, a reassignment's ``reason``...).
+    """
+
+    id: str
+    task_id: str
+    instance_id: str
+    tenant_id: str | None = None
+    action: TaskAuditAction
+    actor: str | None = None
+    at: datetime
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class TaskUpdate(msgspec.Struct, kw_only=True, gc=False):
@@ -172,6 +215,12 @@ class TaskUpdate(msgspec.Struct, kw_only=True, gc=False):
     assignee_id: str | None = None
     assignee_group: str | None = None
     reassign: bool = False
+    # A claim change sets both claim fields (None: unclaimed); a reassignment clears them.
+    claim: bool = False
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    # The task's full candidate set as (kind, name) rows when it changes (a new group).
+    candidates: tuple[tuple[str, str], ...] | None = None
 
 
 class CommitPlan(msgspec.Struct, kw_only=True, gc=False):
@@ -181,6 +230,7 @@ class CommitPlan(msgspec.Struct, kw_only=True, gc=False):
         instance: the instance's new state (its ``version`` is ``expected_version + 1``).
         expected_version: the version the plan was computed from; 0 creates the instance.
         dispatch: tokens to hand to the dispatcher once the commit succeeded.
+        audit: task audit trail entries the change records.
 
     The other fields default to empty tuples, not lists: most plans leave most of them empty,
     and a plan is built for every step (seven fresh lists cost a third of its making).
@@ -195,6 +245,7 @@ class CommitPlan(msgspec.Struct, kw_only=True, gc=False):
     events: Sequence[WorkflowEvent] = ()
     dispatch: Sequence[Token] = ()
     voided: Sequence[str] = ()
+    audit: Sequence[TaskAuditEntry] = ()
 
     @property
     def created(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -140,6 +140,12 @@ class BaseHumanStep(BaseStep):
         assignee_key: context key holding the assignee's user id (wins over ``assignee``).
         assignee_group: group or role whose members may complete the task.
         due_in: time allowed to complete the task; sets the task's due date.
+        candidate_users: users who may claim the task.
+        candidate_groups: groups whose members may claim it (``assignee_group`` counts too).
+        candidates_key: context key holding more candidates: a mapping with ``users`` and/or
+            ``groups`` lists (added to the fixed ones).
+        priority: 0..100, higher first (default 50).
+        follow_up: sets the task's follow-up date, this long after it opens.
     """
 
     step_type: ClassVar[StepType] = StepType.HUMAN
@@ -149,6 +155,11 @@ class BaseHumanStep(BaseStep):
     assignee_key: str | None = None
     assignee_group: str | None = None
     due_in: timedelta | None = None
+    candidate_users: Sequence[str] = ()
+    candidate_groups: Sequence[str] = ()
+    candidates_key: str | None = None
+    priority: int = 50
+    follow_up: timedelta | None = None
 
     def __init__(
         self,
@@ -161,9 +172,19 @@ class BaseHumanStep(BaseStep):
         assignee_key: str | None = None,
         assignee_group: str | None = None,
         due_in: timedelta | None = None,
+        candidate_users: Sequence[str] | None = None,
+        candidate_groups: Sequence[str] | None = None,
+        candidates_key: str | None = None,
+        priority: int | None = None,
+        follow_up: timedelta | None = None,
     ) -> None:
         super().__init__(name, description)
         for attr, value in (
+            ("candidate_users", candidate_users),
+            ("candidate_groups", candidate_groups),
+            ("candidates_key", candidates_key),
+            ("priority", priority),
+            ("follow_up", follow_up),
             ("title", title),
             ("form_schema", form_schema),
             ("assignee", assignee),
@@ -178,8 +199,14 @@ class BaseHumanStep(BaseStep):
         self._validator: Draft202012Validator | None = None
 
     def problems(self) -> list[str]:
-        """Report an invalid ``form_schema``."""
+        """Report an invalid ``form_schema``, priority or candidate list."""
         found = super().problems()
+        if not isinstance(self.priority, int) or not 0 <= self.priority <= 100:
+            found.append(f"step {self.name!r}: priority must be an integer from 0 to 100, got {self.priority!r}")
+        for attr in ("candidate_users", "candidate_groups"):
+            names = getattr(self, attr)
+            if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+                found.append(f"step {self.name!r}: {attr} must be a list of non-empty strings")
         if self.form_schema is not None:
             try:
                 Draft202012Validator.check_schema(dict(self.form_schema))
@@ -228,6 +255,25 @@ class BaseHumanStep(BaseStep):
         """The task's due date, if the step sets one."""
         return now + self.due_in if self.due_in is not None else None
 
+    def resolve_follow_up(self, now: datetime) -> datetime | None:
+        """The task's follow-up date, if the step sets one."""
+        return now + self.follow_up if self.follow_up is not None else None
+
+    def resolve_candidates(self, data: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        """The candidate users and groups: the fixed ones plus those under ``candidates_key``.
+
+        Each list is sorted without repeats (as the SQL store reads them back); the
+        ``assignee_group`` is left out of the groups, where it counts already.
+        """
+        users = set(self.candidate_users)
+        groups = set(self.candidate_groups)
+        extra = data.get(self.candidates_key) if self.candidates_key else None
+        if isinstance(extra, Mapping):
+            users.update(_names(extra.get("users")))
+            groups.update(_names(extra.get("groups")))
+        groups.discard(self.assignee_group or "")
+        return sorted(users), sorted(groups)
+
     @staticmethod
     def check_data(data: Mapping[str, Any]) -> None:
         """Refuse non-string keys early, with the same error as the context would raise."""
@@ -236,11 +282,32 @@ class BaseHumanStep(BaseStep):
                 raise ValidationError(f"form field names must be strings, got {key!r}")
 
 
+def _names(value: Any) -> list[str]:
+    """The non-empty strings of a context value that should be a list of names."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if v is not None and str(v)]
+    return []
+
+
 # -- objects that only follow the Step protocol ---------------------------------------------
 
 _HOOKS = ("can_execute", "on_success", "on_failure")
 _BASES = {StepType.GATEWAY: "BaseGateway", StepType.TIMER: "TimerStep", StepType.WEBHOOK: "WebhookStep"}
-_HUMAN_FIELDS = ("title", "form_schema", "assignee", "assignee_key", "assignee_group", "due_in")
+_HUMAN_FIELDS = (
+    "title",
+    "form_schema",
+    "assignee",
+    "assignee_key",
+    "assignee_group",
+    "due_in",
+    "candidate_users",
+    "candidate_groups",
+    "candidates_key",
+    "priority",
+    "follow_up",
+)
 
 
 def _delegate(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from flowstar.model.access import candidate_pairs
 from flowstar.model.builder import NewId, PlanBuilder, StaleTokenError
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepStatus, TaskStatus, WorkflowStatus
@@ -277,6 +278,7 @@ def resume_wait(
                 data=changes,
             )
         )
+        tr.record_audit(token.task_id, "completed", completed_by)
         tr.emit(
             HumanTaskCompleted,
             task_id=token.task_id,
@@ -353,13 +355,30 @@ def reassign_task(
     new_id: NewId,
     events: bool = True,
     reassigned_by: str | None = None,
+    reason: str | None = None,
+    action: Literal["reassigned", "escalated"] = "reassigned",
 ) -> CommitPlan:
-    """Move an open task to another assignee and/or group."""
+    """Move an open task to another assignee and/or group (its claim ends)."""
     if task.status is not TaskStatus.PENDING or task.id not in {t.task_id for t in state.tokens.values()}:
         raise TaskAlreadyCompletedError(f"task {task.id} is {task.status.value} and cannot be reassigned")
     tr = PlanBuilder(definition, state, now, new_id, events)
     group = assignee_group if assignee_group is not None else task.assignee_group
-    tr.task_updates.append(TaskUpdate(id=task.id, assignee_id=assignee_id, assignee_group=group, reassign=True))
+    candidates = None
+    if group != task.assignee_group:
+        # The assignee group is one of the task's candidate rows: they change with it.
+        candidates = candidate_pairs(task.candidate_users, [g for g in task.candidate_groups if g != group], group)
+    tr.task_updates.append(
+        TaskUpdate(id=task.id, assignee_id=assignee_id, assignee_group=group, reassign=True, candidates=candidates)
+    )
+    details: dict[str, Any] = {
+        "old_assignee": task.assignee_id,
+        "new_assignee": assignee_id,
+        "old_group": task.assignee_group,
+        "new_group": group,
+    }
+    if reason:
+        details["reason"] = reason
+    tr.record_audit(task.id, action, reassigned_by, details)
     tr.emit(
         HumanTaskReassigned,
         task_id=task.id,
