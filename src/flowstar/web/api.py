@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -44,7 +45,8 @@ __all__ = ["api_router", "visible_task"]
 _LINK = ResponseHeader(
     name="Link", description='`<url>; rel="next"` when another page follows', documentation_only=True
 )
-_IDEMPOTENCY: dict[str, str] = {}
+# Idempotency keys per engine (two apps in one process never share them): key -> instance id.
+_IDEMPOTENCY: weakref.WeakKeyDictionary[Engine, dict[str, str]] = weakref.WeakKeyDictionary()
 _IDEMPOTENCY_LOCK = asyncio.Lock()
 
 
@@ -134,7 +136,8 @@ async def start_instance(
     scoped_key = f"{tenant_id or ''}\x00{key}"
     # One lock: two requests with one key never both start (see docs/web.md, idempotency).
     async with _IDEMPOTENCY_LOCK:
-        known = _IDEMPOTENCY.get(scoped_key)
+        keys = _IDEMPOTENCY.setdefault(engine, {})
+        known = keys.get(scoped_key)
         if known is not None:
             return InstanceOut(**instance_out(await engine.get_instance(known)))
         instance = await engine.start_workflow(
@@ -145,7 +148,7 @@ async def start_instance(
             created_by=created_by,
             metadata={"idempotency_key": key},
         )
-        _IDEMPOTENCY[scoped_key] = str(instance.id)
+        keys[scoped_key] = str(instance.id)
     return InstanceOut(**instance_out(instance))
 
 
