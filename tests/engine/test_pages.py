@@ -158,3 +158,25 @@ async def test_a_cursor_past_the_end_gives_an_empty_last_page(make_engine: Any, 
     last = max((await engine.find_tasks(limit=100)).items, key=lambda t: (t.created_at, t.id))
     page = await engine.find_tasks(cursor=encode_cursor("tasks", (last.created_at, last.id)))
     assert (page.items, page.next_cursor) == ([], None)
+
+
+async def test_inbox_includes_candidate_tasks(make_engine: Any, clock: ManualClock) -> None:
+    vote = BaseHumanStep("vote", candidate_users=["cu"], candidate_groups=["cg"])
+    engine = make_engine(*_definitions(), linear("vote", vote), clock=clock)
+    ids = []
+    for name, data in [("vote", {}), ("review", {"who": "cu"}), ("vote", {}), ("pool", {})]:
+        ids.append(str((await engine.start_workflow(name, data, tenant_id="t1")).id))
+        clock.advance(timedelta(seconds=1))
+    await engine.start_workflow("vote", {}, tenant_id="t2")
+
+    async def inbox(user: User) -> list[str]:
+        return [t.instance_id for page in await _all_pages(engine.find_tasks, user=user, limit=1) for t in page]
+
+    # Named as a candidate user, assigned, in a candidate group, in the assignee group.
+    assert await inbox(User(id="cu", tenant_id="t1")) == ids[:3]
+    assert await inbox(User(id="x", groups=frozenset({"cg"}), tenant_id="t1")) == [ids[0], ids[2]]
+    assert await inbox(User(id="x", groups=frozenset({"cg", "clerks"}), tenant_id="t1")) == [ids[0], ids[2], ids[3]]
+    assert await inbox(User(id="x", groups=frozenset({"other"}), tenant_id="t1")) == []
+    assert len(await inbox(User(id="cu", tenant_id="t2"))) == 1
+    claimable = await engine.find_tasks(claimable=True, workflow_name="vote", limit=10)
+    assert len(claimable.items) == 3

@@ -4,10 +4,15 @@ Each page asks for ``limit + 1`` rows after the cursor's key, in the order of an
 (``HumanTaskModel`` / ``WorkflowInstanceModel`` ``__table_args__``), so the database reads
 about one page of index entries whatever the table's size.
 
-A user's inbox ("assigned to me, or to one of my groups") is an ``OR`` over two columns that
-no single index serves in order; it is written as one branch per column value (the user's id,
-each of their groups), each a short ordered scan of its index limited to the page, merged by
-``UNION`` (which also drops a task found by two branches) and cut to the page.
+A user's inbox ("assigned to or claimed by me, or to one of my groups, or naming me or one of
+my groups as a candidate") is an ``OR`` over several columns that no single index serves in
+order; it is written as one branch per column value (the user's id as assignee and as
+claimer, each of their groups as assignee group), each a short ordered scan of its index
+limited to the page, plus one branch for the candidate rows (``workflow_task_candidates``),
+merged by ``UNION`` (which also drops a task found by two branches) and cut to the page.  The
+candidate branch reads the user's candidate rows through their ``(kind, name)`` index, so it
+costs in proportion to the tasks naming the user or their groups as candidates, not to the
+table.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from sqlalchemy import ColumnElement, Select, literal, select, tuple_, union
 from flowstar.db._rows import instances as _instances
 from flowstar.db._rows import tasks as _tasks
 from flowstar.db._rows import uuid_of
+from flowstar.db.models import TaskCandidateModel
 from flowstar.model.enums import TaskStatus
 from flowstar.model.pages import InstanceQuery, PageKey, TaskQuery
 
 __all__ = ["instance_page", "task_page"]
+
+_candidates = TaskCandidateModel.__table__
 
 
 def _tenant(column: Any, tenant_id: str | None) -> ColumnElement[bool]:
@@ -56,12 +64,21 @@ def _task_conditions(q: TaskQuery) -> list[ColumnElement[bool]]:
     if q.completed_by is not None:
         found.append(c.completed_by == q.completed_by)
     if q.claimable is not None:
-        claimable = (c.status == TaskStatus.PENDING.value) & c.assignee_id.is_(None)
+        claimable = (c.status == TaskStatus.PENDING.value) & c.assignee_id.is_(None) & c.claimed_by.is_(None)
         found.append(claimable if q.claimable else ~claimable)
     if q.after is not None:
         row, after = _key(c.created_at, c.id, q.after)
         found.append(row > after)
     return found
+
+
+def _candidate_of(user_id: str, groups: frozenset[str]) -> Select[Any]:
+    """Ids of the tasks naming ``user_id`` or one of ``groups`` as a candidate."""
+    k = _candidates.c
+    who = (k.kind == "user") & (k.name == user_id)
+    if groups:
+        who = who | ((k.kind == "group") & k.name.in_(sorted(groups)))
+    return select(k.task_id).where(who)
 
 
 def task_page(q: TaskQuery) -> Select[Any]:
@@ -72,7 +89,12 @@ def task_page(q: TaskQuery) -> Select[Any]:
     fetch = q.limit + 1
     if q.user_id is None:
         return select(_tasks).where(*conditions).order_by(*order).limit(fetch)
-    mine = [c.assignee_id == q.user_id, *(c.assignee_group == g for g in sorted(q.user_groups))]
+    mine = [
+        c.assignee_id == q.user_id,
+        c.claimed_by == q.user_id,
+        *(c.assignee_group == g for g in sorted(q.user_groups)),
+        c.id.in_(_candidate_of(q.user_id, q.user_groups)),
+    ]
     # Each branch wrapped in a subquery: SQLite refuses ORDER BY / LIMIT on a compound member.
     branches = [
         select(select(c.id, c.created_at).where(*conditions, who).order_by(*order).limit(fetch).subquery())

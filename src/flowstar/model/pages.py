@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from flowstar.model.access import User, is_users_task
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.errors import ValidationError
 from flowstar.model.state import HumanTask, InstanceState
@@ -174,9 +175,10 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
         due_before: open or not, tasks due before this time.
         scoped: only tasks of ``tenant_id`` (None included: the tenant-less tasks).
         user_id, user_groups: when ``user_id`` is set, only the tasks meant for this user:
-            assigned to them, or to one of ``user_groups``.
-        claimable: True, only open tasks nobody holds yet (no assignee); False, only ones
-            somebody holds.
+            assigned to or claimed by them, naming them as a candidate, or meant for one of
+            ``user_groups`` (a candidate group or the assignee group).
+        claimable: True, only open tasks nobody holds yet (no assignee, unclaimed); False,
+            only the others.
         after: the sort key the page starts after (from the cursor), or None.
     """
 
@@ -199,9 +201,7 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
         """Whether ``task`` is meant for the query's user (always, without one)."""
         if self.user_id is None:
             return True
-        return task.assignee_id == self.user_id or (
-            task.assignee_group is not None and task.assignee_group in self.user_groups
-        )
+        return is_users_task(task, User(id=self.user_id, groups=self.user_groups))
 
     def matches(self, task: HumanTask) -> bool:
         """Whether ``task`` is on this query's pages (the key position aside)."""
@@ -221,4 +221,4 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
 
     @staticmethod
     def _claimable(task: HumanTask) -> bool:
-        return task.status is TaskStatus.PENDING and task.assignee_id is None
+        return task.status is TaskStatus.PENDING and task.assignee_id is None and task.claimed_by is None
