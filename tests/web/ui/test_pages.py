@@ -35,6 +35,7 @@ def _engine(clock: ManualClock) -> LocalExecutionEngine:
     )
     registry.register_definition(linear("expense", approve, Set("done")))
     registry.register_definition(linear("leave", BaseHumanStep("grant", title="Grant leave", assignee_key="who")))
+    registry.register_definition(linear("pool", BaseHumanStep("pick", title="Pick me", assignee_group="managers")))
     return LocalExecutionEngine(registry, clock=clock)
 
 
@@ -225,3 +226,21 @@ async def test_inbox_filters(app_engine: Any, clock: ManualClock) -> None:
         late = (await client.get("/workflows/ui/fragments/tasks?overdue=true")).text
         assert "Approve &lt;expense&gt;" in late
         assert "Grant leave" not in late  # no due date
+
+
+async def test_my_tasks_and_my_groups_tasks(app_engine: Any) -> None:
+    app, engine = app_engine
+    await engine.start_workflow("expense", {"who": "bob"}, tenant_id="acme")
+    await engine.start_workflow("pool", {}, tenant_id="acme")
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "bob")  # a manager
+        mine = (await client.get("/workflows/ui/?tab=open")).text
+        assert "Approve &lt;expense&gt;" in mine
+        assert "Pick me" not in mine
+        group = (await client.get("/workflows/ui/?tab=group")).text
+        assert "Pick me" in group
+        assert "Approve &lt;expense&gt;" not in group
+        assert "Pick me" in (await client.get("/workflows/ui/fragments/tasks?tab=group")).text
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "carol")  # finance, not a manager
+        assert "Pick me" not in (await client.get("/workflows/ui/?tab=group")).text

@@ -29,7 +29,13 @@ from flowstar.web.ui.task_access import visible_task
 __all__ = ["ROUTES", "message", "page_context", "sign_in_needed"]
 
 ANONYMOUS = "anonymous"
-_TABS = {"open": TaskStatus.PENDING, "completed": TaskStatus.COMPLETED}
+# Each tab's status and claimable filter: my tasks are the open ones assigned to (or
+# claimed by) me, my groups' tasks the open ones waiting for somebody of a group to take.
+_TABS: dict[str, tuple[TaskStatus, bool | None]] = {
+    "open": (TaskStatus.PENDING, False),
+    "group": (TaskStatus.PENDING, True),
+    "completed": (TaskStatus.COMPLETED, None),
+}
 
 
 def page_context(config: WebConfig, user: User | None, **context: Any) -> dict[str, Any]:
@@ -101,9 +107,11 @@ class ListFilter:
 
 async def _list_context(engine: Engine, user: User | None, shown: ListFilter, cursor: str | None) -> dict[str, Any]:
     tab = shown.tab if shown.tab in _TABS else "open"
-    shown = ListFilter(tab=tab, workflow=shown.workflow or None, overdue=shown.overdue and tab == "open")
+    shown = ListFilter(tab=tab, workflow=shown.workflow or None, overdue=shown.overdue and tab != "completed")
+    status, claimable = _TABS[tab]
     kwargs: dict[str, Any] = {
-        "status": _TABS[tab],
+        "status": status,
+        "claimable": claimable,
         "user": user,
         "cursor": cursor or None,
         "workflow_name": shown.workflow,
@@ -113,13 +121,13 @@ async def _list_context(engine: Engine, user: User | None, shown: ListFilter, cu
         kwargs["completed_by"] = user.id
     page = await engine.find_tasks(**kwargs)
     tasks: list[HumanTask] = list(page.items)
-    if tab == "open":
+    if tab != "completed":
         # Most urgent first within the page: priority (higher first), then due date.
         tasks.sort(key=lambda t: (-t.priority, t.due_at is None, t.due_at or t.created_at))
     else:
         tasks.sort(key=lambda t: t.completed_at or t.created_at, reverse=True)
     now = engine.clock.now()
-    overdue = {t.id for t in tasks if t.due_at is not None and t.due_at < now and tab == "open"}
+    overdue = {t.id for t in tasks if t.due_at is not None and t.due_at < now and tab != "completed"}
     return {
         "tasks": tasks,
         "tab": tab,
