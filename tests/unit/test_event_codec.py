@@ -85,6 +85,10 @@ def test_event_helpers_and_aliases() -> None:
         "HumanTaskCreated",
         "HumanTaskCompleted",
         "HumanTaskReassigned",
+        "HumanTaskClaimed",
+        "HumanTaskUnclaimed",
+        "HumanTaskCommented",
+        "HumanTaskEscalated",
     }
     with pytest.raises(AttributeError):
         failed.error = "changed"  # type: ignore[misc]

@@ -18,9 +18,10 @@ import structlog
 from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
-from flowstar.engine.loop import EngineLoop
 from flowstar.engine.ports import Dispatcher, Store
+from flowstar.engine.tasks import EngineTasks
 from flowstar.engine.views import WorkflowInstance, instance_view
+from flowstar.model.access import User, check_admin
 from flowstar.model.context import json_object
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus
@@ -32,11 +33,10 @@ from flowstar.model.errors import (
     TaskNotFoundError,
 )
 from flowstar.model.registry import WorkflowRegistry, default_registry
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, Token
+from flowstar.model.state import CommitPlan, InstanceState, Token
 from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
     cancel_instance,
-    reassign_task,
     resume_wait,
     retry_instance,
     start_instance,
@@ -50,7 +50,7 @@ log = structlog.get_logger("flowstar.engine")
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
-class Engine(EngineLoop):
+class Engine(EngineTasks):
     """Runs workflow instances on the given store and dispatcher.
 
     Args:
@@ -192,15 +192,6 @@ class Engine(EngineLoop):
         assert token is not None
         return await self._complete_task_token(state, token, user_id, data)
 
-    async def complete_task(self, task_id: UUID | str, user_id: str, data: Mapping[str, Any]) -> WorkflowInstance:
-        """Like ``complete_human_task``, addressing the task by its id."""
-        task = await self.get_task(task_id)
-        state = await self._load(task.instance_id)
-        token = _open_token(state, "human", task_id=task.id)
-        if token is None:
-            raise TaskAlreadyCompletedError(f"task {task.id} is {task.status.value}")
-        return await self._complete_task_token(state, token, user_id, data)
-
     async def resume_webhook(
         self, instance_id: UUID | str, step_name: str, payload: Mapping[str, Any]
     ) -> WorkflowInstance:
@@ -221,14 +212,23 @@ class Engine(EngineLoop):
         return await self._resume(state, token, changes=changes, output=changes)
 
     async def cancel_workflow(
-        self, instance_id: UUID | str, reason: str, canceled_by: str | None = None
+        self, instance_id: UUID | str, reason: str, canceled_by: str | None = None, *, user: User | None = None
     ) -> WorkflowInstance:
         """Cancel a running or waiting instance, its pending steps and its open tasks.
 
+        With a ``user``: an admin of the instance's tenant only; ``canceled_by`` is the user.
+
         Returns:
             The canceled instance.
+
+        Raises:
+            InstanceNotFoundError: unknown (or another tenant's) instance.
+            PermissionDeniedError: the user is no admin.
         """
         iid = str(instance_id)
+        if user is not None:
+            check_admin(await self._load(iid), user, "cancel")
+            canceled_by = user.id
         plan = await self._apply(
             iid,
             lambda d, s: cancel_instance(
@@ -243,9 +243,18 @@ class Engine(EngineLoop):
         )
         return instance_view(plan.instance)
 
-    async def retry(self, instance_id: UUID | str, from_step: str | None = None) -> WorkflowInstance:
-        """Resume a failed instance from ``from_step`` (default: the step that failed)."""
+    async def retry(
+        self, instance_id: UUID | str, from_step: str | None = None, *, user: User | None = None
+    ) -> WorkflowInstance:
+        """Resume a failed instance from ``from_step`` (default: the step that failed).
+
+        Raises:
+            InstanceNotFoundError: unknown (or another tenant's) instance.
+            PermissionDeniedError: a ``user`` who is no admin.
+        """
         iid = str(instance_id)
+        if user is not None:
+            check_admin(await self._load(iid), user, "retry")
         plan = await self._apply(
             iid,
             lambda d, s: retry_instance(
@@ -254,32 +263,6 @@ class Engine(EngineLoop):
         )
         await self._follow_call(plan)
         return await self._settled_view(iid)
-
-    async def reassign_task(
-        self,
-        task_id: UUID | str,
-        assignee_id: str | None,
-        *,
-        assignee_group: str | None = None,
-        reassigned_by: str | None = None,
-    ) -> HumanTask:
-        """Give an open task to another user (and/or group)."""
-        task = await self.get_task(task_id)
-        await self._apply(
-            task.instance_id,
-            lambda d, s: reassign_task(
-                d,
-                s,
-                task,
-                assignee_id=assignee_id,
-                assignee_group=assignee_group,
-                reassigned_by=reassigned_by,
-                now=self.clock.now(),
-                new_id=new_id,
-                events=self.events_enabled,
-            ),
-        )
-        return await self.get_task(task_id)
 
     # -- the activation loop ------------------------------------------------------------
 
@@ -290,7 +273,7 @@ class Engine(EngineLoop):
         return json_object(payload, what, self.max_payload_bytes)
 
     async def _complete_task_token(
-        self, state: InstanceState, token: Token, user_id: str, data: Mapping[str, Any]
+        self, state: InstanceState, token: Token, user_id: str | None, data: Mapping[str, Any]
     ) -> WorkflowInstance:
         step = self._definition(state).steps[token.step]
         assert isinstance(step, BaseHumanStep)

@@ -16,7 +16,7 @@ from flowstar.engine.clock import Clock
 from flowstar.engine.ports import Store
 from flowstar.engine.runner import describe_error
 from flowstar.engine.views import WorkflowInstance, instance_view
-from flowstar.model.access import User
+from flowstar.model.access import User, check_instance, check_task, is_users_task
 from flowstar.model.context import WorkflowContext
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.errors import InstanceNotFoundError, StepExecutionError, TaskNotFoundError
@@ -48,19 +48,27 @@ class EngineReads:
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}")
         return state
 
-    async def get_instance(self, instance_id: UUID | str) -> WorkflowInstance:
-        """The instance's current state.
+    async def get_instance(self, instance_id: UUID | str, *, user: User | None = None) -> WorkflowInstance:
+        """The instance's current state (with a ``user``: an admin, its creator, or one with a task in it).
 
         Raises:
-            InstanceNotFoundError: (a ``KeyError``) no such instance.
+            InstanceNotFoundError: (a ``KeyError``) no such instance (or another tenant's).
+            PermissionDeniedError: the user may not see it.
         """
-        return instance_view(await self._load(str(instance_id)))
+        state = await self._load(str(instance_id))
+        if user is not None:
+            has_task = not user.is_admin and any(
+                is_users_task(t, user) for t in await self.store.find_tasks(instance_id=state.id)
+            )
+            check_instance(state, user, has_task=has_task)
+        return instance_view(state)
 
-    async def get_task(self, task_id: UUID | str) -> HumanTask:
-        """One task by id.
+    async def get_task(self, task_id: UUID | str, *, user: User | None = None) -> HumanTask:
+        """One task by id (with a ``user``: only one they may see, see ``flowstar.model.access``).
 
         Raises:
-            TaskNotFoundError: unknown id.
+            TaskNotFoundError: unknown id (or another tenant's task).
+            PermissionDeniedError: not the user's task.
         """
         try:
             task = await self.store.get_task(str(task_id))
@@ -68,6 +76,7 @@ class EngineReads:
             task = None
         if task is None:
             raise TaskNotFoundError(f"no task with id {task_id}")
+        check_task(task, user)
         return task
 
     async def get_tasks(

@@ -14,9 +14,13 @@ import msgspec
 __all__ = [
     "EVENT_TYPES",
     "Event",
+    "HumanTaskClaimed",
+    "HumanTaskCommented",
     "HumanTaskCompleted",
     "HumanTaskCreated",
+    "HumanTaskEscalated",
     "HumanTaskReassigned",
+    "HumanTaskUnclaimed",
     "StepCompleted",
     "StepExecuted",
     "StepFailed",
@@ -178,6 +182,44 @@ class HumanTaskReassigned(WorkflowEvent, frozen=True, kw_only=True):
     reassigned_by: str | None = None
 
 
+class HumanTaskClaimed(WorkflowEvent, frozen=True, kw_only=True):
+    """A user took the task: it is theirs to complete until they unclaim it."""
+
+    category: ClassVar[str] = "task"
+    task_id: str
+    step_name: str
+    claimed_by: str
+
+
+class HumanTaskUnclaimed(WorkflowEvent, frozen=True, kw_only=True):
+    """A claim ended: the task is back with its candidates."""
+
+    category: ClassVar[str] = "task"
+    task_id: str
+    step_name: str
+    claimed_by: str
+    unclaimed_by: str | None = None
+
+
+class HumanTaskCommented(WorkflowEvent, frozen=True, kw_only=True):
+    """A comment was added to the task (its text is in the audit trail, ``entry_id``)."""
+
+    category: ClassVar[str] = "task"
+    task_id: str
+    step_name: str
+    entry_id: str
+    author: str | None = None
+
+
+class HumanTaskEscalated(WorkflowEvent, frozen=True, kw_only=True):
+    """A task's escalation fired: a reminder, or a reassignment."""
+
+    category: ClassVar[str] = "task"
+    task_id: str
+    step_name: str
+    action: str
+
+
 Event = (
     WorkflowStarted
     | WorkflowCompleted
@@ -192,6 +234,10 @@ Event = (
     | HumanTaskCreated
     | HumanTaskCompleted
     | HumanTaskReassigned
+    | HumanTaskClaimed
+    | HumanTaskUnclaimed
+    | HumanTaskCommented
+    | HumanTaskEscalated
 )
 
 EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
@@ -210,6 +256,10 @@ EVENT_TYPES: dict[str, type[WorkflowEvent]] = {
         HumanTaskCreated,
         HumanTaskCompleted,
         HumanTaskReassigned,
+        HumanTaskClaimed,
+        HumanTaskUnclaimed,
+        HumanTaskCommented,
+        HumanTaskEscalated,
     )
 }
 
