@@ -21,6 +21,7 @@ from flowstar.exceptions import (
     StepTimeoutError,
     StoreUnavailableError,
     TaskAlreadyCompletedError,
+    TaskClaimedError,
     TaskNotFoundError,
     UnsafeExpressionError,
     ValidationError,
@@ -36,7 +37,7 @@ from flowstar.model.gateways import BaseGateway, ExclusiveGateway, ParallelGatew
 from flowstar.model.protocols import ExecutionEngine
 from flowstar.model.registry import WorkflowRegistry, default_registry
 from flowstar.model.retry import RetryPolicy
-from flowstar.model.state import HumanTask, StepRecord
+from flowstar.model.state import HumanTask, StepRecord, TaskAuditEntry
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep, BaseStep, Step
 from flowstar.model.waits import TimerStep, WebhookStep
 
@@ -82,6 +83,8 @@ __all__ = [
     "StepType",
     "SystemClock",
     "TaskAlreadyCompletedError",
+    "TaskAuditEntry",
+    "TaskClaimedError",
     "TaskNotFoundError",
     "TaskStatus",
     "TimerStep",

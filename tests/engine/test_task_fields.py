@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flowstar import BaseHumanStep, ManualClock
+import pytest
+
+from flowstar import BaseHumanStep, ManualClock, ValidationError
 from tests.unit.helpers import Set, linear
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -66,3 +68,8 @@ def test_invalid_priority_and_candidates_are_reported() -> None:
     assert any("priority" in p for p in step.problems())
     bad = Review(candidate_users="alice")
     assert any("candidate_users" in p for p in bad.problems())
+
+
+def test_a_definition_with_a_bad_priority_is_refused() -> None:
+    with pytest.raises(ValidationError, match="priority"):
+        linear("bad_flow", Review(priority=-1))
