@@ -180,3 +180,18 @@ async def test_inbox_includes_candidate_tasks(make_engine: Any, clock: ManualClo
     assert len(await inbox(User(id="cu", tenant_id="t2"))) == 1
     claimable = await engine.find_tasks(claimable=True, workflow_name="vote", limit=10)
     assert len(claimable.items) == 3
+
+
+async def test_a_claimed_task_stays_in_the_claimers_inbox(make_engine: Any, clock: ManualClock) -> None:
+    engine = make_engine(*_definitions(), clock=clock)
+    started = await engine.start_workflow("pool", {}, tenant_id="t1")
+    clerk = User(id="cl", groups=frozenset({"clerks"}), tenant_id="t1")
+    task = (await engine.find_tasks(user=clerk)).items[0]
+    assert [t.id for t in (await engine.find_tasks(claimable=True)).items] == [task.id]
+    await engine.claim_task(task.id, user=clerk)
+    # Claimed: no longer claimable, and found through claimed_by once out of the group.
+    assert (await engine.find_tasks(claimable=True)).items == []
+    assert [t.id for t in (await engine.find_tasks(claimable=False)).items] == [task.id]
+    left_the_group = User(id="cl", tenant_id="t1")
+    assert [t.instance_id for t in (await engine.find_tasks(user=left_the_group)).items] == [str(started.id)]
+    assert (await engine.find_tasks(user=User(id="other", tenant_id="t1"))).items == []
