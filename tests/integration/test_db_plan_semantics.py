@@ -114,9 +114,10 @@ def _plans(ids: _Ids) -> list[tuple[CommitPlan, bool]]:
     reassign = CommitPlan(
         instance=v2,
         expected_version=1,
-        # A reassignment sets both fields: no group is no group.
+        # A reassignment sets both fields: no group is no group (and, as the engine builds it,
+        # it replaces the candidate rows the old group had).
         task_updates=[
-            TaskUpdate(id=t_a, assignee_id="bob", assignee_group=None, reassign=True),
+            TaskUpdate(id=t_a, assignee_id="bob", assignee_group=None, reassign=True, candidates=()),
             # Not a reassignment: only the fields with a value change (data, completed_by stay).
             TaskUpdate(id=t_b, status=TaskStatus.CANCELED, completed_at=t1),
             TaskUpdate(id=_id(), status=TaskStatus.CANCELED, completed_at=t1),  # unknown: nothing
