@@ -260,4 +260,4 @@ class RedisNotifier:
                 except msgspec.DecodeError:
                     log.warning("undecodable notification skipped", channel=message.get("channel"))
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # annotated only from redis-py 8.2

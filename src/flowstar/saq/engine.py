@@ -282,7 +282,7 @@ class SAQExecutionEngine(Engine):
             log.warning("status listener stopped; waiters poll the database", error=repr(exc))
         finally:
             self._listening.clear()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # annotated only from redis-py 8.2
 
     async def wait_for_status(
         self,
