@@ -75,9 +75,7 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def pg_database_url(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session (created and dropped here)."""
+def _fresh_database(postgres_url: str) -> Iterator[str]:
     name = f"flowstar_test_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
     url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
@@ -85,6 +83,18 @@ def pg_database_url(postgres_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session (created and dropped here)."""
+    yield from _fresh_database(postgres_url)
+
+
+@pytest.fixture
+def own_pg_database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, for code that migrates it itself."""
+    yield from _fresh_database(postgres_url)
 
 
 @pytest.fixture(scope="session")

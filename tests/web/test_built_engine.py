@@ -12,7 +12,14 @@ from flowstar.web import WorkflowWebPlugin
 
 
 async def test_plugin_builds_a_sqlite_engine_that_survives_a_restart(tmp_path: Path) -> None:
-    settings = FlowstarSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'flowstar.db'}")
+    await _restart_round_trip(FlowstarSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'flowstar.db'}"))
+
+
+async def test_plugin_builds_a_postgresql_engine(own_pg_database_url: str) -> None:
+    await _restart_round_trip(FlowstarSettings(database_url=own_pg_database_url))
+
+
+async def _restart_round_trip(settings: FlowstarSettings) -> None:
     body = {"definition_name": "expense_approval", "input_data": {"amount": 5000, "manager": "bob"}}
 
     def app() -> Litestar:
