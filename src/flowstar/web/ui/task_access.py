@@ -1,9 +1,7 @@
-"""Whether the signed-in user may see a task or an instance (the engine's task rule).
+"""Whether the signed-in user may see a task or an instance: the engine decides.
 
-The task page and its form post both go through ``visible_task``: the task comes from the
-URL only, and it is shown or completed only when ``find_tasks(user=...)`` (the engine's
-rule: own, claimed, candidate or group tasks in the user's tenant; every task of the
-tenant for an admin) lists it.
+The pages take the id from the URL only and ask the engine with ``user=`` (its rules in
+``flowstar.model.access``); an engine error becomes the HTTP status the page answers with.
 """
 
 from __future__ import annotations
@@ -11,48 +9,50 @@ from __future__ import annotations
 from flowstar.engine.core import Engine
 from flowstar.engine.views import WorkflowInstance
 from flowstar.model.access import User
-from flowstar.model.errors import InstanceNotFoundError, TaskNotFoundError
+from flowstar.model.errors import (
+    ConcurrencyError,
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    PermissionDeniedError,
+    TaskNotFoundError,
+    WorkflowsError,
+)
 from flowstar.model.state import HumanTask
 
-__all__ = ["visible_instance", "visible_task"]
+__all__ = ["error_status", "visible_instance", "visible_task"]
+
+
+def error_status(exc: WorkflowsError) -> int:
+    """The status a page answers an engine error with (never a 500 for the user's mistake)."""
+    # Most specific first: the not-found errors are also ValueErrors, the claim and
+    # completed-task errors InvalidTransitionErrors.
+    if isinstance(exc, (TaskNotFoundError, InstanceNotFoundError)):
+        return 404
+    if isinstance(exc, PermissionDeniedError):
+        return 403
+    if isinstance(exc, (InvalidTransitionError, ConcurrencyError)):
+        return 409
+    return 422
 
 
 async def visible_task(engine: Engine, task_id: str, user: User | None) -> HumanTask | int:
-    """The task, or the HTTP status to answer instead: 404 (none, or another tenant's), 403.
+    """The task, or the status to answer instead: 404 (none, malformed, another tenant's), 403.
 
     ``user=None`` is a trusted back end: every task is visible.
     """
     try:
-        task = await engine.get_task(task_id)
-    except (TaskNotFoundError, ValueError):
-        return 404
-    if user is None:
-        return task
-    if task.tenant_id != user.tenant_id:
-        return 404  # another tenant's task does not exist for this user
-    cursor: str | None = None
-    while True:
-        page = await engine.find_tasks(instance_id=task.instance_id, user=user, limit=500, cursor=cursor)
-        if any(item.id == task.id for item in page.items):
-            return task
-        if page.next_cursor is None:
-            return 403
-        cursor = page.next_cursor
+        return await engine.get_task(task_id, user=user)
+    except (TaskNotFoundError, PermissionDeniedError) as exc:
+        return error_status(exc)
 
 
 async def visible_instance(engine: Engine, instance_id: str, user: User | None) -> WorkflowInstance | int:
-    """The instance, or the HTTP status to answer instead: 404 (none, another tenant's), 403.
+    """The instance, or the status to answer instead: 404 (none, malformed, another tenant's), 403.
 
     A user sees an instance of their tenant when they are an admin, started it, or have a
-    task in it (the engine's task rule).
+    task in it (the engine's rule).
     """
     try:
-        instance = await engine.get_instance(instance_id)
-    except (InstanceNotFoundError, ValueError):
-        return 404
-    if user is None or (instance.tenant_id == user.tenant_id and (user.is_admin or instance.created_by == user.id)):
-        return instance
-    if instance.tenant_id != user.tenant_id:
-        return 404
-    page = await engine.find_tasks(instance_id=instance_id, user=user, limit=1)
-    return instance if page.items else 403
+        return await engine.get_instance(instance_id, user=user)
+    except (InstanceNotFoundError, PermissionDeniedError) as exc:
+        return error_status(exc)
