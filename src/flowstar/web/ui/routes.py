@@ -19,16 +19,16 @@ from litestar.response import Redirect, Response, Template
 from flowstar.engine.core import Engine
 from flowstar.model.access import User
 from flowstar.model.enums import TaskStatus
-from flowstar.model.errors import FormValidationError, ValidationError
+from flowstar.model.errors import FormValidationError, ValidationError, WorkflowsError
 from flowstar.model.state import HumanTask
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
 from flowstar.web.ui.forms import FormValues, form_context, read_post
-from flowstar.web.ui.task_access import visible_task
+from flowstar.web.ui.task_access import error_status, visible_task
+from flowstar.web.ui.task_actions import ACTIONS, ANONYMOUS, ActionCall, action_context
 
 __all__ = ["ROUTES", "message", "page_context", "sign_in_needed"]
 
-ANONYMOUS = "anonymous"
 # Each tab's status and claimable filter: my tasks are the open ones assigned to (or
 # claimed by) me, my groups' tasks the open ones waiting for somebody of a group to take.
 _TABS: dict[str, tuple[TaskStatus, bool | None]] = {
@@ -177,19 +177,41 @@ async def task_list(
     return Template(template_name="flowstar/task_list.html", context=page_context(web_config, current_user, **context))
 
 
-def _task_context(task: HumanTask, values: FormValues | None, errors: dict[str, list[str]], now: Any) -> dict[str, Any]:
-    return {
-        "task": task,
-        **form_context(task.form_schema, values, errors, task.data),
-        "overdue": task.due_at is not None and task.due_at < now,
-    }
+async def _task_page(
+    engine: Engine,
+    task: HumanTask,
+    user: User | None,
+    config: WebConfig,
+    *,
+    status: int = 200,
+    values: FormValues | None = None,
+    errors: dict[str, list[str]] | None = None,
+    notice: str = "",
+    posted: FormValues | None = None,
+) -> Template:
+    """The task page: details, its form, the actions that apply, comments and the audit trail.
+
+    ``notice`` is an engine's refusal to show; ``posted`` the action fields to show again.
+    """
+    now = engine.clock.now()
+    context = page_context(
+        config,
+        user,
+        task=task,
+        **form_context(task.form_schema, values, errors or {}, task.data),
+        **await action_context(engine, task, user, config.user_directory),
+        overdue=task.due_at is not None and task.due_at < now,
+        notice=notice,
+        posted=posted or {},
+    )
+    return Template(template_name="flowstar/task.html", context=context, status_code=status)
 
 
 _DENIED = {404: "No such task.", 403: "This task is not yours."}
 
 
 async def _task_or_answer(
-    request: Request[Any, Any, Any], task_id: str, engine: Engine, user: User | None, config: WebConfig
+    task_id: str, engine: Engine, user: User | None, config: WebConfig
 ) -> HumanTask | Template | Redirect:
     """The URL's task if the user may see it, else the page to answer with (sign-in, 403, 404)."""
     redirect = sign_in_needed(config, user)
@@ -201,20 +223,30 @@ async def _task_or_answer(
     return found
 
 
+async def _refused(
+    engine: Engine, task: HumanTask, user: User | None, config: WebConfig, exc: WorkflowsError, **shown: Any
+) -> Template:
+    """The engine's refusal on the task page as it is now (or alone, if the task is gone for the user)."""
+    status = error_status(exc)
+    current = await visible_task(engine, task.id, user)
+    if isinstance(current, int):
+        return message(config, user, status, str(exc))
+    return await _task_page(engine, current, user, config, status=status, notice=str(exc), **shown)
+
+
 @get("/tasks/{task_id:str}", name="flowstar-ui:task")
 async def task_page(
-    request: Request[Any, Any, Any],
-    task_id: FromPath[str],
-    engine: EngineDep,
-    current_user: CurrentUser,
-    web_config: WebConfigDep,
+    task_id: FromPath[str], engine: EngineDep, current_user: CurrentUser, web_config: WebConfigDep
 ) -> Template | Redirect:
-    """A task's details and its form (generated from the step's JSON Schema)."""
-    found = await _task_or_answer(request, task_id, engine, current_user, web_config)
+    """A task's details, its form (generated from the step's JSON Schema) and its actions."""
+    found = await _task_or_answer(task_id, engine, current_user, web_config)
     if not isinstance(found, HumanTask):
         return found
-    context = _task_context(found, None, {}, engine.clock.now())
-    return Template(template_name="flowstar/task.html", context=page_context(web_config, current_user, **context))
+    return await _task_page(engine, found, current_user, web_config)
+
+
+def _posted(form: Any) -> FormValues:
+    return {key: list(form.getall(key)) for key in form if key != "_csrf_token"}
 
 
 @post("/tasks/{task_id:str}", name="flowstar-ui:task-complete", status_code=303)
@@ -225,28 +257,59 @@ async def complete(
     current_user: CurrentUser,
     web_config: WebConfigDep,
 ) -> Template | Redirect:
-    """Complete the task of the URL with the posted form (re-shown with errors on a 422)."""
-    found = await _task_or_answer(request, task_id, engine, current_user, web_config)
+    """Complete the task of the URL with the posted form (re-shown with errors on a 422).
+
+    The engine decides who may: a refusal (claim it first, claimed by someone else,
+    completed already) is shown on the task page with its 403 or 409.
+    """
+    found = await _task_or_answer(task_id, engine, current_user, web_config)
     if not isinstance(found, HumanTask):
         return found
-    posted = await request.form()
-    values: FormValues = {key: list(posted.getall(key)) for key in posted if key != "_csrf_token"}
+    values = _posted(await request.form())
     data, errors = read_post(found.form_schema, values)
     if not errors:
+        user_id = None if current_user else ANONYMOUS
         try:
-            await engine.complete_task(found.id, current_user.id if current_user else ANONYMOUS, data)
+            await engine.complete_task(found.id, user_id, data, user=current_user)
         except FormValidationError as exc:
             errors = exc.field_errors
         except ValidationError as exc:
             errors = {"": [str(exc)]}
+        except WorkflowsError as exc:
+            return await _refused(engine, found, current_user, web_config, exc, values=values)
         else:
             return Redirect(path=f"{web_config.ui_path}/", status_code=303)
-    context = _task_context(found, values, errors, engine.clock.now())
-    return Template(
-        template_name="flowstar/task.html",
-        context=page_context(web_config, current_user, **context),
-        status_code=422,
-    )
+    return await _task_page(engine, found, current_user, web_config, status=422, values=values, errors=errors)
 
 
-ROUTES = [login_page, login, logout, inbox, task_list, task_page, complete]
+@post("/tasks/{task_id:str}/{action:str}", name="flowstar-ui:task-action", status_code=303)
+async def task_action(
+    request: Request[Any, Any, Any],
+    *,
+    task_id: FromPath[str],
+    action: FromPath[str],
+    engine: EngineDep,
+    current_user: CurrentUser,
+    web_config: WebConfigDep,
+) -> Template | Redirect:
+    """Claim, unclaim, comment on or reassign the task, then 303 back to its page.
+
+    A task the user may no longer see (reassigned away) sends them to the inbox instead.
+    """
+    found = await _task_or_answer(task_id, engine, current_user, web_config)
+    if not isinstance(found, HumanTask):
+        return found
+    run = ACTIONS.get(action)
+    if run is None:
+        return message(web_config, current_user, 404, "No such action.")
+    posted = _posted(await request.form())
+    try:
+        await run(ActionCall(engine, found, current_user, posted, web_config.user_directory))
+    except WorkflowsError as exc:
+        return await _refused(engine, found, current_user, web_config, exc, posted=posted)
+    still_visible = not isinstance(await visible_task(engine, found.id, current_user), int)
+    path = f"{web_config.ui_path}/tasks/{found.id}" if still_visible else f"{web_config.ui_path}/"
+    return Redirect(path=path, status_code=303)
+
+
+ROUTES = [login_page, login, logout, inbox, task_list, task_page, complete, task_action]
