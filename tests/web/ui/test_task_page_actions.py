@@ -116,6 +116,9 @@ async def test_claim_then_unclaim_and_a_second_candidate_sees_claimed_by(app_eng
         unclaimed = await _act(bob, task_id, "unclaim")
         assert unclaimed.status_code == 303
         assert (await engine.get_task(task_id)).claimed_by is None
+        again = await _act(bob, task_id, "unclaim")
+        assert again.status_code == 409
+        assert "is not claimed" in again.text
         page = await _page(bob, task_id)
         assert f'action="{UI}/tasks/{task_id}/claim"' in page
         assert [row[1:3] for row in _audit_rows(page)] == [
