@@ -14,6 +14,7 @@ from flowstar.model.errors import (
     InstanceNotFoundError,
     InvalidTransitionError,
     PermissionDeniedError,
+    StoreUnavailableError,
     TaskNotFoundError,
     WorkflowsError,
 )
@@ -23,7 +24,7 @@ __all__ = ["error_status", "visible_instance", "visible_task"]
 
 
 def error_status(exc: WorkflowsError) -> int:
-    """The status a page answers an engine error with (never a 500 for the user's mistake)."""
+    """The status a page answers an engine error with: a 4xx for the request, 503 for an outage."""
     # Most specific first: the not-found errors are also ValueErrors, the claim and
     # completed-task errors InvalidTransitionErrors.
     if isinstance(exc, (TaskNotFoundError, InstanceNotFoundError)):
@@ -32,7 +33,8 @@ def error_status(exc: WorkflowsError) -> int:
         return 403
     if isinstance(exc, (InvalidTransitionError, ConcurrencyError)):
         return 409
-    return 422
+    # An outage is the server's, not the user's: say so rather than blame the request.
+    return 503 if isinstance(exc, StoreUnavailableError) else 422
 
 
 async def visible_task(engine: Engine, task_id: str, user: User | None) -> HumanTask | int:
