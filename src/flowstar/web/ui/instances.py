@@ -1,8 +1,13 @@
-"""Pages to start a workflow and to follow an instance (status, data, steps, diagram)."""
+"""Pages to start a workflow and to follow an instance (status, data, steps, diagram).
+
+An admin (or, with no user provider, the trusted back office) may also cancel an active
+instance and retry a failed one from a step of its definition; the engine checks again.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from litestar import Request, get, post
@@ -10,23 +15,40 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from flowstar.engine.core import Engine
+from flowstar.engine.views import WorkflowInstance
 from flowstar.model.access import User
-from flowstar.model.errors import ValidationError, WorkflowsError
+from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, WorkflowStatus
+from flowstar.model.errors import FormValidationError, ValidationError, WorkflowsError
 from flowstar.model.mermaid import render_mermaid
+from flowstar.model.steps import BaseHumanStep
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
-from flowstar.web.ui.forms import form_context, read_post
+from flowstar.web.ui.forms import FormValues, form_context, read_post
+from flowstar.web.ui.instance_list import instance_list
 from flowstar.web.ui.routes import message, page_context, sign_in_needed
-from flowstar.web.ui.task_access import visible_instance
+from flowstar.web.ui.task_access import error_status, visible_instance
+from flowstar.web.ui.task_actions import ANONYMOUS
 
 __all__ = ["INSTANCE_ROUTES"]
 
+_REASON_LIMIT = 1000
+
 
 def _input_schema(definition: Any) -> dict[str, Any] | None:
-    # WorkflowDefinition has no input schema yet: a definition that carries one (as an
-    # attribute) gets a generated form, every other one a JSON textarea.
+    # A definition with an input schema (a JSON Schema object) gets a generated form, one
+    # without (None, the default) a JSON textarea.
     schema = getattr(definition, "input_schema", None)
-    return dict(schema) if isinstance(schema, dict) else None
+    return dict(schema) if isinstance(schema, Mapping) else None
+
+
+def _input_errors(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, list[str]]:
+    # The engine checks a task's data with its step's validate_form; the initial data gets
+    # the same check, so each message (a required field, a minimum) sits on its field.
+    try:
+        BaseHumanStep("input", form_schema=schema).validate_form(data)
+    except FormValidationError as exc:
+        return exc.field_errors
+    return {}
 
 
 @get("/start", name="flowstar-ui:start-list")
@@ -75,6 +97,10 @@ async def start_page(
     return Template(template_name="flowstar/start.html", context=context)
 
 
+def _posted(form: Any) -> FormValues:
+    return {key: list(form.getall(key)) for key in form if key != "_csrf_token"}
+
+
 @post("/start/{name:str}", name="flowstar-ui:start-post", status_code=303)
 async def start(
     request: Request[Any, Any, Any],
@@ -87,9 +113,11 @@ async def start(
     definition = await _definition_or_answer(name, engine, current_user, web_config)
     if isinstance(definition, (Template, Redirect)):
         return definition
-    posted = await request.form()
-    values = {key: list(posted.getall(key)) for key in posted if key != "_csrf_token"}
-    data, errors = read_post(_input_schema(definition), values)
+    values = _posted(await request.form())
+    schema = _input_schema(definition)
+    data, errors = read_post(schema, values)
+    if not errors and schema is not None:
+        errors = _input_errors(schema, data)
     if not errors:
         try:
             instance = await engine.start_workflow(
@@ -98,6 +126,9 @@ async def start(
                 tenant_id=current_user.tenant_id if current_user else None,
                 created_by=current_user.id if current_user else None,
             )
+        except FormValidationError as exc:
+            # The engine's check of the data against the input schema: each message on its field.
+            errors = exc.field_errors or {"": [str(exc)]}
         except ValidationError as exc:
             errors = {"": [str(exc)]}
         else:
@@ -106,31 +137,138 @@ async def start(
     return Template(template_name="flowstar/start.html", context=context, status_code=422)
 
 
+def _may_administer(user: User | None) -> bool:
+    # No user at all is the trusted back office (no user provider configured).
+    return user is None or user.is_admin
+
+
+async def _instance_page(
+    engine: Engine,
+    instance: WorkflowInstance,
+    user: User | None,
+    config: WebConfig,
+    *,
+    status: int = 200,
+    notice: str = "",
+    posted: FormValues | None = None,
+) -> Template:
+    """The instance page; ``notice`` is a refusal to show, ``posted`` the action fields to show again."""
+    definition = engine.registry.get_definition(instance.workflow_name, instance.workflow_version)
+    admin = _may_administer(user)
+    shown = posted or {}
+    context = page_context(
+        config,
+        user,
+        instance=instance,
+        data_json=json.dumps(instance.data, indent=2, sort_keys=True),
+        history=await engine.get_history(instance.id),
+        diagram=render_mermaid(definition, instance.current_step),
+        can_cancel=admin and instance.status not in TERMINAL_WORKFLOW_STATUSES,
+        can_retry=admin and instance.status is WorkflowStatus.FAILED,
+        steps=list(definition.steps),
+        retry_step=(shown.get("from_step") or [instance.failed_step or definition.initial_step])[0],
+        reason=(shown.get("reason") or [""])[0],
+        notice=notice,
+    )
+    return Template(template_name="flowstar/instance.html", context=context, status_code=status)
+
+
+_DENIED = {404: "No such instance.", 403: "This instance is not yours."}
+
+
+async def _instance_or_answer(
+    instance_id: str, engine: Engine, user: User | None, config: WebConfig
+) -> WorkflowInstance | Template | Redirect:
+    """The URL's instance if the user may see it, else the page to answer with (sign-in, 403, 404)."""
+    redirect = sign_in_needed(config, user)
+    if redirect:
+        return redirect
+    found = await visible_instance(engine, instance_id, user)
+    if isinstance(found, int):
+        return message(config, user, found, _DENIED[found])
+    return found
+
+
 @get("/instances/{instance_id:str}", name="flowstar-ui:instance")
 async def instance_page(
+    instance_id: FromPath[str], engine: EngineDep, current_user: CurrentUser, web_config: WebConfigDep
+) -> Template | Redirect:
+    """Status, data, the step timeline, the diagram with the current step highlighted, admin actions."""
+    found = await _instance_or_answer(instance_id, engine, current_user, web_config)
+    if not isinstance(found, WorkflowInstance):
+        return found
+    return await _instance_page(engine, found, current_user, web_config)
+
+
+async def _cancel(engine: Engine, instance: WorkflowInstance, user: User | None, posted: FormValues) -> None:
+    reason = (posted.get("reason") or [""])[0].strip()
+    if not reason:
+        raise ValidationError("a cancellation needs a reason")
+    if len(reason) > _REASON_LIMIT:
+        raise ValidationError(f"the reason is longer than {_REASON_LIMIT} characters")
+    canceled_by = None if user is not None else ANONYMOUS
+    await engine.cancel_workflow(instance.id, reason, canceled_by, user=user)
+
+
+async def _retry(engine: Engine, instance: WorkflowInstance, user: User | None, posted: FormValues) -> None:
+    step = (posted.get("from_step") or [""])[0].strip() or None
+    definition = engine.registry.get_definition(instance.workflow_name, instance.workflow_version)
+    if step is not None and step not in definition.steps:
+        raise ValidationError(f"workflow {instance.workflow_name!r} has no step {step!r}")
+    await engine.retry(instance.id, step, user=user)
+
+
+_ACTIONS: Mapping[str, Callable[[Engine, WorkflowInstance, User | None, FormValues], Awaitable[None]]] = {
+    "cancel": _cancel,
+    "retry": _retry,
+}
+"""The instance page's admin actions by the name in their URL (``POST /instances/{id}/{name}``)."""
+
+
+@post("/instances/{instance_id:str}/{action:str}", name="flowstar-ui:instance-action", status_code=303)
+async def instance_action(
     request: Request[Any, Any, Any],
+    *,
     instance_id: FromPath[str],
+    action: FromPath[str],
     engine: EngineDep,
     current_user: CurrentUser,
     web_config: WebConfigDep,
 ) -> Template | Redirect:
-    """Status, data, the step timeline and the diagram with the current step highlighted."""
-    redirect = sign_in_needed(web_config, current_user)
-    if redirect:
-        return redirect
-    found = await visible_instance(engine, instance_id, current_user)
-    if isinstance(found, int):
-        return message(web_config, current_user, found, {404: "No such instance."}.get(found, "Not yours."))
-    definition = engine.registry.get_definition(found.workflow_name, found.workflow_version)
-    context = page_context(
-        web_config,
-        current_user,
-        instance=found,
-        data_json=json.dumps(found.data, indent=2, sort_keys=True),
-        history=await engine.get_history(found.id),
-        diagram=render_mermaid(definition, found.current_step),
-    )
-    return Template(template_name="flowstar/instance.html", context=context)
+    """Cancel the instance with a reason, or retry it from a step (admins), then 303 back to its page.
+
+    The engine decides who may: a refusal (no admin, a completed instance) is shown on the
+    instance page with its 403, 409 or 422.
+    """
+    found = await _instance_or_answer(instance_id, engine, current_user, web_config)
+    if not isinstance(found, WorkflowInstance):
+        return found
+    run = _ACTIONS.get(action)
+    if run is None:
+        return message(web_config, current_user, 404, "No such action.")
+    posted = _posted(await request.form())
+    try:
+        await run(engine, found, current_user, posted)
+    except WorkflowsError as exc:
+        return await _refused(engine, found, current_user, web_config, exc, posted=posted)
+    return Redirect(path=f"{web_config.ui_path}/instances/{found.id}", status_code=303)
 
 
-INSTANCE_ROUTES = [start_list, start_page, start, instance_page]
+async def _refused(
+    engine: Engine,
+    instance: WorkflowInstance,
+    user: User | None,
+    config: WebConfig,
+    exc: WorkflowsError,
+    *,
+    posted: FormValues,
+) -> Template:
+    """The engine's refusal on the instance page as it is now (or alone, if it is gone for the user)."""
+    status = error_status(exc)
+    current = await visible_instance(engine, str(instance.id), user)
+    if isinstance(current, int):
+        return message(config, user, status, str(exc))
+    return await _instance_page(engine, current, user, config, status=status, notice=str(exc), posted=posted)
+
+
+INSTANCE_ROUTES = [start_list, start_page, start, instance_list, instance_page, instance_action]

@@ -1,0 +1,124 @@
+"""The instance list page: the instances a user may open, filtered, in keyset pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, get
+from litestar.params import FromQuery
+from litestar.response import Redirect, Template
+
+from flowstar.engine.core import Engine
+from flowstar.model.access import User
+from flowstar.model.enums import WorkflowStatus
+from flowstar.model.errors import ValidationError
+from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
+from flowstar.web.ui.routes import page_context, sign_in_needed
+
+__all__ = ["InstanceFilter", "instance_list"]
+
+_STATUSES = [status.value for status in WorkflowStatus]
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    """The list's filters as the query string gives them (strings, "" when not set)."""
+
+    workflow: str = ""
+    status: str = ""
+    created_after: str = ""
+    created_before: str = ""
+
+    def query(self) -> str:
+        """The filters that are set, as a query string (kept by the next page link)."""
+        params = {
+            "workflow": self.workflow,
+            "status": self.status,
+            "created_after": self.created_after,
+            "created_before": self.created_before,
+        }
+        return urlencode({key: value for key, value in params.items() if value})
+
+    def engine_filters(self) -> dict[str, Any]:
+        """The ``find_instances`` arguments for these filters.
+
+        Raises:
+            ValidationError: an unknown status or a time that is not one.
+        """
+        if self.status and self.status not in _STATUSES:
+            raise ValidationError(f"unknown status {self.status!r}; one of {', '.join(_STATUSES)}")
+        return {
+            "workflow_name": self.workflow or None,
+            "status": WorkflowStatus(self.status) if self.status else None,
+            "created_after": _moment(self.created_after, "started from"),
+            "created_before": _moment(self.created_before, "started before"),
+        }
+
+
+def _moment(text: str, what: str) -> datetime | None:
+    # The browser's datetime-local input has no time zone: read it (or a plain date) as UTC.
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{what}: {text!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _scope(user: User | None) -> dict[str, Any]:
+    # find_instances(user=) keeps the user's tenant; an admin may open every instance of it,
+    # anyone else only those they started (or have a task in, which their inbox leads to),
+    # so a non-admin's list is the instances they started: no row links to a 403.
+    if user is None or user.is_admin:
+        return {"user": user}
+    return {"user": user, "created_by": user.id}
+
+
+async def _list_context(engine: Engine, user: User | None, shown: InstanceFilter, cursor: str) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "filters": shown,
+        "query": shown.query(),
+        "statuses": _STATUSES,
+        "workflows": sorted({d.name for d in engine.registry.list_definitions()}),
+        "instances": [],
+        "next_cursor": None,
+        "error": "",
+        "only_mine": user is not None and not user.is_admin,
+    }
+    try:
+        page = await engine.find_instances(**shown.engine_filters(), **_scope(user), cursor=cursor or None)
+    except ValidationError as exc:
+        context["error"] = str(exc)
+    else:
+        context.update(instances=page.items, next_cursor=page.next_cursor)
+    return context
+
+
+@get("/instances", name="flowstar-ui:instances")
+async def instance_list(
+    request: Request[Any, Any, Any],
+    *,
+    engine: EngineDep,
+    current_user: CurrentUser,
+    web_config: WebConfigDep,
+    workflow: FromQuery[str] = "",
+    status: FromQuery[str] = "",
+    created_after: FromQuery[str] = "",
+    created_before: FromQuery[str] = "",
+    cursor: FromQuery[str] = "",
+) -> Template | Redirect:
+    """Instances newest first, filtered by workflow, status and start time; a bad filter is a 400."""
+    redirect = sign_in_needed(web_config, current_user)
+    if redirect:
+        return redirect
+    shown = InstanceFilter(workflow.strip(), status.strip(), created_after.strip(), created_before.strip())
+    context = await _list_context(engine, current_user, shown, cursor)
+    return Template(
+        template_name="flowstar/instance_list.html",
+        context=page_context(web_config, current_user, **context),
+        status_code=400 if context["error"] else 200,
+    )
