@@ -133,6 +133,9 @@ async def test_cancel_and_reassign(client: Client) -> None:
     )
     assert moved.status_code == 200
     assert moved.json()["assignee_id"] == "carol"
+    # The reason reaches the audit trail; a trusted back end acts as nobody in particular.
+    *_, entry = (await client.get(f"{PREFIX}/tasks/{task['id']}/audit")).json()
+    assert (entry["action"], entry["actor"], entry["details"]["reason"]) == ("reassigned", None, "bob is away")
     canceled = await client.post(f"{PREFIX}/instances/{started['id']}/cancel", json={"reason": "duplicate"})
     assert canceled.status_code == 200
     assert canceled.json()["status"] == "canceled"
@@ -150,3 +153,43 @@ async def test_webhook_callback_is_single_use_and_exact(client: Client) -> None:
     assert done.json()["status"] == "completed"
     assert done.json()["data"]["paid"] is True
     assert (await client.post(url, json={"paid": True})).status_code == 404
+
+
+async def test_completing_without_completed_by_records_nobody(client: Client) -> None:
+    task = await _task_of(client, (await _start(client))["id"])
+    done = await client.post(f"{PREFIX}/tasks/{task['id']}/complete", json={"output_data": {"decision": "approve"}})
+    assert done.status_code == 200
+    completed = (await client.get(f"{PREFIX}/tasks/{task['id']}")).json()
+    assert completed["status"] == "completed"
+    assert completed["completed_by"] is None
+    *_, entry = (await client.get(f"{PREFIX}/tasks/{task['id']}/audit")).json()
+    assert (entry["action"], entry["actor"]) == ("completed", None)
+
+
+async def test_completed_by_in_the_body_is_the_completer(client: Client) -> None:
+    task = await _task_of(client, (await _start(client))["id"])
+    body = {"output_data": {"decision": "approve"}, "completed_by": "bob"}
+    assert (await client.post(f"{PREFIX}/tasks/{task['id']}/complete", json=body)).status_code == 200
+    assert (await client.get(f"{PREFIX}/tasks/{task['id']}")).json()["completed_by"] == "bob"
+
+
+async def test_claims_need_a_signed_in_user(client: Client) -> None:
+    task = await _task_of(client, (await _start(client))["id"])
+    response = await client.post(f"{PREFIX}/tasks/{task['id']}/claim")
+    assert response.status_code == 400
+    assert "signed-in user" in response.json()["detail"]
+    assert (await client.post(f"{PREFIX}/tasks/{uuid4()}/claim")).status_code == 404
+    # Unclaiming an unclaimed task is a conflict, said in words.
+    unclaim = await client.post(f"{PREFIX}/tasks/{task['id']}/unclaim")
+    assert unclaim.status_code == 409
+    assert unclaim.json()["detail"].endswith("is not claimed")
+
+
+async def test_a_trusted_comment_is_in_the_audit_trail(client: Client) -> None:
+    task = await _task_of(client, (await _start(client))["id"])
+    comment = await client.post(f"{PREFIX}/tasks/{task['id']}/comments", json={"text": "checked"})
+    assert comment.status_code == 201
+    audit = (await client.get(f"{PREFIX}/tasks/{task['id']}/audit")).json()
+    assert [(e["action"], e["details"]) for e in audit] == [("created", {}), ("commented", {"text": "checked"})]
+    assert audit[1]["id"] == comment.json()["id"]
+    assert (await client.post(f"{PREFIX}/tasks/{uuid4()}/comments", json={"text": "x"})).status_code == 404

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import weakref
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -13,15 +11,16 @@ from uuid import UUID
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from flowstar.engine.core import Engine
 from flowstar.model.access import User
 from flowstar.model.enums import TaskStatus, WorkflowStatus
-from flowstar.model.errors import PermissionDeniedError, TaskNotFoundError
+from flowstar.model.errors import PermissionDeniedError, ValidationError
 from flowstar.model.mermaid import render_mermaid
-from flowstar.model.state import HumanTask
+from flowstar.model.state import HumanTask, TaskAuditEntry
+from flowstar.model.task_transitions import check_comment
 from flowstar.web.auth import require_admin, require_user
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
@@ -59,19 +58,14 @@ def _check_uuid(value: str, what: str) -> str:
     return value
 
 
-def _accepts_user(method: Callable[..., Any]) -> bool:
-    return "user" in inspect.signature(method).parameters
-
-
-async def _as_user(method: Callable[..., Any], user: User | None, *args: Any, **kwargs: Any) -> Any:
-    """Call an engine method on behalf of ``user`` (the engine enforces who may do what).
-
-    An engine method without a ``user`` parameter is called as a trusted back end: the
-    routes check beforehand (``visible_task``, the admin guard) what such a call may not.
-    """
-    if _accepts_user(method):
-        kwargs["user"] = user
-    return await method(*args, **kwargs)
+def _checked_text(value: str, field: str) -> str:
+    """A comment's or reason's text as the engine will take it; a 400 pointing at ``field`` otherwise."""
+    # The engine refuses the same text with a ValidationError; checked here first so that the
+    # answer is a request error naming the member, like every other bad body.
+    try:
+        return check_comment(value)
+    except ValidationError as exc:
+        raise ValidationException(str(exc), extra=[{"key": field, "message": str(exc), "source": "body"}]) from None
 
 
 def _paged(request: Request[Any, Any, Any], items: list[Any], next_cursor: str | None) -> Response[list[Any]]:
@@ -185,20 +179,9 @@ async def list_instances(
 async def get_instance(engine: EngineDep, current_user: CurrentUser, instance_id: FromPath[str]) -> InstanceDetail:
     """The instance, its data and its history."""
     _check_uuid(instance_id, "instance")
-    instance = await _visible_instance(engine, current_user, instance_id)
+    instance = await engine.get_instance(instance_id, user=current_user)
     history = await engine.get_history(instance_id)
     return InstanceDetail(**instance_out(instance), history=history)
-
-
-async def _visible_instance(engine: Engine, user: User | None, instance_id: str) -> Any:
-    if _accepts_user(engine.get_instance):
-        return await _as_user(engine.get_instance, user, instance_id)
-    instance = await engine.get_instance(instance_id)
-    if user is not None and instance.tenant_id != user.tenant_id:
-        from flowstar.model.errors import InstanceNotFoundError
-
-        raise InstanceNotFoundError(instance_id)
-    return instance
 
 
 @post("/instances/{instance_id:str}/cancel", summary="Cancel an instance (admin)", status_code=200)
@@ -208,12 +191,10 @@ async def cancel_instance(
     instance_id: FromPath[str],
     data: JSONBody[CancelRequest | None] = None,
 ) -> InstanceOut:
-    """Cancel a running or waiting instance."""
+    """Cancel a running or waiting instance (the engine checks the user is an admin of its tenant)."""
     _check_uuid(instance_id, "instance")
-    await _visible_instance(engine, current_user, instance_id)
     reason = data.reason if data is not None else "canceled"
-    by = current_user.id if current_user is not None else None
-    return InstanceOut(**instance_out(await _as_user(engine.cancel_workflow, current_user, instance_id, reason, by)))
+    return InstanceOut(**instance_out(await engine.cancel_workflow(instance_id, reason, user=current_user)))
 
 
 @post("/instances/{instance_id:str}/retry", summary="Retry an instance from a step (admin)", status_code=200)
@@ -222,9 +203,8 @@ async def retry_instance(
 ) -> InstanceOut:
     """Retry a failed instance from ``from_step`` (default: the step that failed)."""
     _check_uuid(instance_id, "instance")
-    await _visible_instance(engine, current_user, instance_id)
     from_step = data.from_step if data is not None else None
-    return InstanceOut(**instance_out(await _as_user(engine.retry, current_user, instance_id, from_step)))
+    return InstanceOut(**instance_out(await engine.retry(instance_id, from_step, user=current_user)))
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -266,53 +246,40 @@ async def list_tasks(
 
 
 async def visible_task(engine: Engine, user: User | None, task_id: str) -> HumanTask:
-    """The task when ``user`` may see it.
+    """The task when ``user`` may see it (the engine's rules; ``None``: a trusted back end).
 
     Raises:
         TaskNotFoundError: unknown, malformed or another tenant's id.
         PermissionDeniedError: not the user's task.
     """
-    try:
-        UUID(task_id)
-    except ValueError:
-        raise TaskNotFoundError(f"no task with id {task_id}") from None
-    if _accepts_user(engine.get_task):
-        task: HumanTask = await _as_user(engine.get_task, user, task_id)
-        return task
-    task = await engine.get_task(task_id)
-    if user is None:
-        return task
-    if task.tenant_id != user.tenant_id:
-        raise TaskNotFoundError(f"no task with id {task_id}")
-    # Until the engine takes user=: the engine's own inbox query says whether it is the user's.
-    mine = await engine.find_tasks(instance_id=task.instance_id, status=task.status, user=user, limit=500)
-    if not any(t.id == task.id for t in mine.items):
-        raise PermissionDeniedError("this task is not yours")
-    return task
+    return await engine.get_task(task_id, user=user)
 
 
 @get("/tasks/{task_id:str}", summary="A task with its form schema")
 async def get_task(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> HumanTask:
     """The task (``form_schema`` is the JSON Schema of the data it expects)."""
+    _check_uuid(task_id, "task")
     return await visible_task(engine, current_user, task_id)
+
+
+@get("/tasks/{task_id:str}/audit", summary="A task's audit trail (oldest first)")
+async def task_audit(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> list[TaskAuditEntry]:
+    """Who created, claimed, unclaimed, reassigned, commented on, completed or escalated the task, and when."""
+    _check_uuid(task_id, "task")
+    return await engine.task_audit(task_id, user=current_user)
 
 
 @post("/tasks/{task_id:str}/complete", summary="Complete a task", status_code=200)
 async def complete_task(
     engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str], data: JSONBody[CompleteTaskRequest]
 ) -> InstanceOut:
-    """Submit the task's form; with a user provider, ``completed_by`` is the signed-in user."""
-    await visible_task(engine, current_user, task_id)
-    if current_user is not None:
-        if data.completed_by not in (None, current_user.id):
-            raise PermissionDeniedError("completed_by must be the signed-in user")
-        completed_by: str | None = current_user.id
-    else:
-        completed_by = data.completed_by
-    if _accepts_user(engine.complete_task):
-        instance = await _as_user(engine.complete_task, current_user, task_id, completed_by, data.output_data)
-    else:
-        instance = await engine.complete_task(task_id, completed_by or "", data.output_data)
+    """Submit the task's form.
+
+    With a user provider the signed-in user completes it (another ``completed_by`` is 403);
+    without one the task's ``completed_by`` is the body's, None when the body names nobody.
+    """
+    _check_uuid(task_id, "task")
+    instance = await engine.complete_task(task_id, data.completed_by, data.output_data, user=current_user)
     return InstanceOut(**instance_out(instance))
 
 
@@ -320,39 +287,39 @@ async def complete_task(
 async def reassign_task(
     engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str], data: JSONBody[ReassignRequest]
 ) -> HumanTask:
-    """Give the task to another user or group, with a reason."""
-    await visible_task(engine, current_user, task_id)
-    kwargs: dict[str, Any] = {"assignee_group": data.assignee_group}
-    kwargs["reassigned_by"] = current_user.id if current_user is not None else None
-    if "reason" in inspect.signature(engine.reassign_task).parameters:
-        kwargs["reason"] = data.reason
-    task: HumanTask = await _as_user(engine.reassign_task, current_user, task_id, data.assignee_id, **kwargs)
-    return task
+    """Give the task to another user or group, with a reason (kept in the audit trail)."""
+    _check_uuid(task_id, "task")
+    reason = _checked_text(data.reason, "reason") if data.reason is not None else None
+    return await engine.reassign_task(
+        task_id, data.assignee_id, assignee_group=data.assignee_group, reason=reason, user=current_user
+    )
 
 
-def _task_action(name: str, summary: str) -> Any:
-    @post(f"/tasks/{{task_id:str}}/{name}", summary=summary, status_code=200, operation_id=f"{name}Task")
-    async def action(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> HumanTask:
-        _check_uuid(task_id, "task")
-        method = getattr(engine, f"{name}_task", None)
-        if method is None:
-            raise NotFoundException(f"this engine has no {name} for tasks")
-        task: HumanTask = await _as_user(method, current_user, task_id)
-        return task
+@post("/tasks/{task_id:str}/claim", summary="Claim a task", status_code=200, operation_id="claimTask")
+async def claim_task(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> HumanTask:
+    """The signed-in user claims the task (409 when someone else has)."""
+    _check_uuid(task_id, "task")
+    if current_user is None:
+        # A claim names its claimer; a trusted back end has none. An unknown task stays 404.
+        await engine.get_task(task_id)
+        raise ClientException("claiming a task needs a signed-in user (configure a user provider)")
+    return await engine.claim_task(task_id, user=current_user)
 
-    return action
+
+@post("/tasks/{task_id:str}/unclaim", summary="Unclaim a task", status_code=200, operation_id="unclaimTask")
+async def unclaim_task(engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str]) -> HumanTask:
+    """End the task's claim (its claimer or an admin; 409 when nobody has claimed it)."""
+    _check_uuid(task_id, "task")
+    return await engine.unclaim_task(task_id, user=current_user)
 
 
 @post("/tasks/{task_id:str}/comments", summary="Comment on a task", status_code=201)
 async def comment_task(
     engine: EngineDep, current_user: CurrentUser, task_id: FromPath[str], data: JSONBody[CommentRequest]
-) -> Any:
-    """Add a comment to the task's audit trail."""
+) -> TaskAuditEntry:
+    """Add a comment to the task's audit trail; answers with the new audit entry."""
     _check_uuid(task_id, "task")
-    method = getattr(engine, "comment_task", None)
-    if method is None:
-        raise NotFoundException("this engine has no task comments")
-    return await _as_user(method, current_user, task_id, data.text)
+    return await engine.comment_task(task_id, _checked_text(data.text, "text"), user=current_user)
 
 
 def api_router(config: WebConfig) -> Router:
@@ -380,8 +347,9 @@ def api_router(config: WebConfig) -> Router:
         complete_task,
         reassign_task,
         comment_task,
-        _task_action("claim", "Claim a task"),
-        _task_action("unclaim", "Unclaim a task"),
+        task_audit,
+        claim_task,
+        unclaim_task,
     ]
     if config.enable_admin:
         handlers.append(admin)

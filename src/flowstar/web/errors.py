@@ -23,6 +23,7 @@ from litestar.status_codes import (
 )
 
 from flowstar.model.errors import (
+    ConcurrencyError,
     FormValidationError,
     InstanceNotFoundError,
     InvalidTransitionError,
@@ -62,7 +63,8 @@ def _status(exc: WorkflowsError) -> int:
         return HTTP_403_FORBIDDEN
     if isinstance(exc, FormValidationError):
         return HTTP_422_UNPROCESSABLE_ENTITY
-    if isinstance(exc, InvalidTransitionError):
+    if isinstance(exc, (InvalidTransitionError, ConcurrencyError)):
+        # A ConcurrencyError: others kept changing the instance meanwhile; a retry may succeed.
         return HTTP_409_CONFLICT
     if isinstance(exc, StoreUnavailableError):
         # A real server-side outage: say so (503), don't dress it up as the client's fault.

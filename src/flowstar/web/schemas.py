@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from flowstar.engine.views import WorkflowInstance
 from flowstar.model.state import StepRecord
+from flowstar.model.task_transitions import COMMENT_LIMIT
 
 __all__ = [
     "CancelRequest",
@@ -25,6 +26,12 @@ __all__ = [
     "StartInstanceRequest",
     "WebhookCallback",
     "instance_out",
+]
+
+
+# The engine strips a comment or reason and refuses it empty or over the limit (check_comment).
+_Text = Annotated[
+    str, msgspec.Meta(min_length=1, description=f"not blank, at most {COMMENT_LIMIT} characters once stripped")
 ]
 
 
@@ -66,17 +73,17 @@ class CompleteTaskRequest(msgspec.Struct, kw_only=True):
 
 
 class ReassignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Give the task to another user and/or group, saying why."""
+    """Give the task to another user and/or group, saying why (the reason goes to the audit trail)."""
 
     assignee_id: str | None = None
     assignee_group: str | None = None
-    reason: str | None = None
+    reason: _Text | None = None
 
 
 class CommentRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A comment on a task."""
 
-    text: str
+    text: _Text
 
 
 class CancelRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
