@@ -1,4 +1,9 @@
-"""The REST API: definitions, instances, tasks (the routes under ``path_prefix``)."""
+"""The REST API: definitions, instances, tasks (the routes under ``path_prefix``).
+
+The routes pass the signed-in user (None without a user provider: a trusted back end) to the
+engine as ``user=``; the engine decides who may see and do what, and its errors become 4xx
+answers through ``flowstar.web.errors``.
+"""
 
 from __future__ import annotations
 
