@@ -81,6 +81,11 @@ async def test_unknown_and_malformed_ids_are_404(client: Client) -> None:
         assert "detail" in response.json()
     response = await client.post(f"{PREFIX}/tasks/xyz/complete", json={"output_data": {}})
     assert response.status_code == 404
+    for action, body in (("claim", None), ("unclaim", None), ("reassign", {}), ("comments", {"text": "x"})):
+        response = await client.post(f"{PREFIX}/tasks/xyz/{action}", json=body)
+        assert response.status_code == 404, action
+        assert response.json()["detail"] == "no task with id xyz", action
+    assert (await client.get(f"{PREFIX}/tasks/xyz/audit")).status_code == 404
 
 
 async def test_malformed_json_is_400_and_oversized_body_413() -> None:
