@@ -33,6 +33,7 @@ from flowstar.model.conditions import Condition
 from flowstar.model.context import StepExecution, WorkflowContext
 from flowstar.model.definition import Edge, WorkflowDefinition, WorkflowGraph
 from flowstar.model.enums import StepStatus, StepType, TaskStatus, WorkflowStatus
+from flowstar.model.escalation import Escalation
 from flowstar.model.gateways import BaseGateway, ExclusiveGateway, ParallelGateway
 from flowstar.model.protocols import ExecutionEngine
 from flowstar.model.registry import WorkflowRegistry, default_registry
@@ -56,6 +57,7 @@ __all__ = [
     "ContextSerializationError",
     "Edge",
     "Engine",
+    "Escalation",
     "EventBus",
     "ExclusiveGateway",
     "ExecutionEngine",

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar import (
+    BaseHumanStep,
     BaseMachineStep,
     Edge,
+    Escalation,
     ExclusiveGateway,
     TimerStep,
     WorkflowContext,
@@ -161,6 +164,20 @@ def _timed() -> WorkflowDefinition:
     )
 
 
+def _escalating() -> WorkflowDefinition:
+    """A task that moves to carol when bob leaves it open for a second."""
+    to_carol = Escalation(after=timedelta(seconds=1), to_user="carol")
+    review = BaseHumanStep("review", assignee="bob", escalations=[to_carol])
+    return WorkflowDefinition(
+        name="escalating",
+        version="1.0.0",
+        steps={"review": review, "fired": Traced("fired")},
+        edges=[Edge("review", "fired")],
+        initial_step="review",
+        terminal_steps={"fired"},
+    )
+
+
 def _quickstart() -> WorkflowDefinition:
     """The README quick start's definition, from ``examples/quickstart.py`` itself."""
     path = ROOT / "examples" / "quickstart.py"
@@ -187,6 +204,7 @@ def build_registry() -> WorkflowRegistry:
     built.register_definition(_routed())
     built.register_definition(_fanout())
     built.register_definition(_timed())
+    built.register_definition(_escalating())
     return built
 
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 from redis.asyncio import Redis
-from tests.integration.saq_support import REGISTRY, SaqEnv, inprocess_worker, side_effects
+from tests.integration.saq_support import REGISTRY, SaqEnv, inprocess_worker, side_effects, wait_for
 
 from flowstar import StepStatus, TaskStatus, WorkflowStatus
 from flowstar.model.registry import load_registry
@@ -112,3 +112,22 @@ async def test_the_engine_takes_queue_and_persistence_only_as_documented(
     finally:
         await engine.close()
         await queue.disconnect()
+
+
+async def test_a_task_escalation_fires_on_a_worker(saq_env: SaqEnv) -> None:
+    async with inprocess_worker(saq_env), saq_env.client() as client:
+        started = await client.start_workflow("escalating", {})
+        await client.wait_for_status(started.id, WorkflowStatus.WAITING, timeout=20)
+        [task] = await client.get_tasks(instance_id=started.id)
+        assert task.assignee_id == "bob"
+
+        async def moved() -> bool:
+            return (await client.get_task(task.id)).assignee_id == "carol"
+
+        # The escalation is a scheduled SAQ job, due a second after the task opened.
+        await wait_for(moved, within=20, what="the escalation to reassign the task to carol")
+        audit = await client.task_audit(task.id)
+        assert [(e.action, e.actor) for e in audit] == [("created", None), ("escalated", None)]
+        await client.complete_task(task.id, "carol", {})
+        done = await client.wait_for_status(started.id, timeout=20)
+    assert done.status is WorkflowStatus.COMPLETED, done.error

@@ -31,6 +31,7 @@ from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.errors import ConcurrencyError, ContextSerializationError, TaskAlreadyCompletedError
 from flowstar.model.registry import WorkflowRegistry
 from flowstar.model.state import CommitPlan, InstanceState, Token
+from flowstar.model.task_transitions import escalate_task
 from flowstar.model.transitions import StaleTokenError, StepResult, apply_step_result, last_actor, resume_wait
 
 __all__ = ["MAX_COMMIT_CONFLICTS", "Build", "EngineLoop"]
@@ -166,6 +167,8 @@ class EngineLoop(EngineReads):
                     state,
                     definition,
                 )
+            if token.kind == "escalation":
+                return await self._escalate(state, token, events, definition)
             # The data is a deep copy (a JSON round trip): a step mutating nested values in
             # place changes nothing until its commit.
             context = step_context(
@@ -199,6 +202,19 @@ class EngineLoop(EngineReads):
         except (StaleTokenError, TaskAlreadyCompletedError):
             log.info("activation was consumed elsewhere", instance_id=state.id, step=token.step)
             return None
+
+    async def _escalate(
+        self, state: InstanceState, token: Token, events: bool, definition: WorkflowDefinition
+    ) -> CommitPlan:
+        """Fire a task's due escalation timer (the task is read for whom it concerns)."""
+        task = await self.store.get_task(token.task_id) if token.task_id is not None else None
+        now = self.clock.now()
+        return await self._apply(
+            state.id,
+            lambda d, s: escalate_task(d, s, token.id, task, now=now, new_id=new_id, events=events),
+            state,
+            definition,
+        )
 
     async def _commit_result(
         self, scope: _RunScope, state: InstanceState, token_id: str, result: StepResult

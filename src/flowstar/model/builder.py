@@ -25,6 +25,7 @@ from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepStatus, StepTyp
 from flowstar.model.errors import InvalidTransitionError, StepExecutionError
 from flowstar.model.events import HumanTaskCreated, StepStarted, WorkflowCompleted, WorkflowEvent, WorkflowFailed
 from flowstar.model.state import (
+    DISPATCHED_KINDS,
     HISTORY_LIMIT,
     CommitPlan,
     HistoryEntry,
@@ -185,8 +186,9 @@ class PlanBuilder:
         due_at: datetime | None = None,
         task_id: str | None = None,
         record_id: str | None = None,
+        escalation: int | None = None,
     ) -> Token:
-        """Add a token; ``run`` and ``timer`` tokens go to the dispatcher after the commit."""
+        """Add a token; dispatchable ones go to the dispatcher after the commit."""
         state = self.state
         token = Token(
             id=self.new_id(),
@@ -197,12 +199,20 @@ class PlanBuilder:
             task_id=task_id,
             record_id=record_id,
             created_at=self.now,
+            escalation=escalation,
         )
         state.tokens[token.id] = token
         state.current_step = step
-        if kind in ("run", "timer"):  # Token.dispatchable, without the property call
+        if kind in DISPATCHED_KINDS:  # Token.dispatchable, without the property call
             self.dispatch.append(token)
         return token
+
+    def drop_escalations(self, task_id: str) -> None:
+        """Void the escalation timers of task ``task_id``: the task is finished."""
+        tokens = self.state.tokens
+        for token_id in [t.id for t in tokens.values() if t.kind == "escalation" and t.task_id == task_id]:
+            del tokens[token_id]
+            self.voided.append(token_id)
 
     def enter(self, step_name: str, attempt: int = 1, due_at: datetime | None = None) -> None:
         """Activate ``step_name``: schedule a run, or open the wait a waiting step needs."""
@@ -273,6 +283,9 @@ class PlanBuilder:
         self.new_tasks.append(task)
         self.record_audit(task.id, "created")
         self.add_token(step.name, "human", task_id=task.id, record_id=record.id)
+        for index, escalation in enumerate(step.escalations):
+            due = self.now + escalation.after
+            self.add_token(step.name, "escalation", due_at=due, task_id=task.id, escalation=index)
         self.emit(
             HumanTaskCreated,
             task_id=task.id,
@@ -360,7 +373,7 @@ class PlanBuilder:
             self.voided.append(token.id)
             if token.record_id is not None:
                 self.record_updates.append(RecordUpdate(id=token.record_id, status=_CANCELED_STEP, completed_at=now))
-            if token.task_id is not None:
+            if token.task_id is not None and token.kind == "human":  # not the task's escalations
                 self.task_updates.append(TaskUpdate(id=token.task_id, status=task_status, completed_at=now))
                 if task_status is _TASK_CANCELED:
                     self.record_audit(token.task_id, "canceled")

@@ -212,12 +212,19 @@ class HumanTaskCommented(WorkflowEvent, frozen=True, kw_only=True):
 
 
 class HumanTaskEscalated(WorkflowEvent, frozen=True, kw_only=True):
-    """A task's escalation fired: a reminder, or a reassignment."""
+    """A task's escalation timer fired: ``action`` is ``"reminded"`` or ``"escalated"``.
+
+    ``assignee`` and ``assignee_group`` are whom it concerns now: the task's claimer or
+    assignee and group for a reminder, the new ones for an escalation.
+    """
 
     category: ClassVar[str] = "task"
     task_id: str
     step_name: str
     action: str
+    task_title: str = ""
+    assignee: str | None = None
+    assignee_group: str | None = None
 
 
 Event = (

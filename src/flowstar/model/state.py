@@ -28,6 +28,7 @@ __all__ = [
     "InstanceState",
     "RecordUpdate",
     "StepRecord",
+    "DISPATCHED_KINDS",
     "TaskAuditAction",
     "TaskAuditEntry",
     "TaskUpdate",
@@ -35,7 +36,8 @@ __all__ = [
     "TokenKind",
 ]
 
-TokenKind = Literal["run", "timer", "human", "webhook"]
+TokenKind = Literal["run", "timer", "human", "webhook", "escalation"]
+DISPATCHED_KINDS = frozenset(("run", "timer", "escalation"))
 # The context's step_history keeps the most recent entries only, so an instance that loops
 # for months does not grow its row without bound; the full history is in the step records.
 HISTORY_LIMIT = 50
@@ -44,8 +46,10 @@ HISTORY_LIMIT = 50
 class Token(msgspec.Struct, kw_only=True, gc=False):
     """One unit of work in flight: a step activation to run, or an open wait.
 
-    ``run`` and ``timer`` tokens are handed to a dispatcher (``due_at`` says when);
-    ``human`` and ``webhook`` tokens wait for a call from outside.
+    ``run``, ``timer`` and ``escalation`` tokens are handed to a dispatcher (``due_at``
+    says when); ``human`` and ``webhook`` tokens wait for a call from outside.  An
+    ``escalation`` token belongs to the open task ``task_id``; ``escalation`` is its index
+    in the step's ``escalations``.
     """
 
     id: str
@@ -56,11 +60,12 @@ class Token(msgspec.Struct, kw_only=True, gc=False):
     task_id: str | None = None
     record_id: str | None = None
     created_at: datetime
+    escalation: int | None = None
 
     @property
     def dispatchable(self) -> bool:
         """Whether a dispatcher must run this token (as opposed to waiting for a caller)."""
-        return self.kind in ("run", "timer")
+        return self.kind in DISPATCHED_KINDS
 
 
 class HistoryEntry(msgspec.Struct, array_like=True, gc=False):

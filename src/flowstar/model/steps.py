@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 
 from flowstar.model.enums import StepType
 from flowstar.model.errors import FormValidationError, ValidationError
+from flowstar.model.escalation import Escalation
 
 if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
@@ -146,6 +147,8 @@ class BaseHumanStep(BaseStep):
             ``groups`` lists (added to the fixed ones).
         priority: 0..100, higher first (default 50).
         follow_up: sets the task's follow-up date, this long after it opens.
+        escalations: reminders and reassignments that fire while the task stays open
+            (see ``Escalation``).
     """
 
     step_type: ClassVar[StepType] = StepType.HUMAN
@@ -160,6 +163,7 @@ class BaseHumanStep(BaseStep):
     candidates_key: str | None = None
     priority: int = 50
     follow_up: timedelta | None = None
+    escalations: Sequence[Escalation] = ()
 
     def __init__(
         self,
@@ -177,9 +181,11 @@ class BaseHumanStep(BaseStep):
         candidates_key: str | None = None,
         priority: int | None = None,
         follow_up: timedelta | None = None,
+        escalations: Sequence[Escalation] | None = None,
     ) -> None:
         super().__init__(name, description)
         for attr, value in (
+            ("escalations", escalations),
             ("candidate_users", candidate_users),
             ("candidate_groups", candidate_groups),
             ("candidates_key", candidates_key),
@@ -207,6 +213,11 @@ class BaseHumanStep(BaseStep):
             names = getattr(self, attr)
             if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
                 found.append(f"step {self.name!r}: {attr} must be a list of non-empty strings")
+        for escalation in self.escalations:
+            if isinstance(escalation, Escalation):
+                found.extend(escalation.problems(self.name))
+            else:
+                found.append(f"step {self.name!r}: escalations must be Escalation objects, got {escalation!r}")
         if self.form_schema is not None:
             try:
                 Draft202012Validator.check_schema(dict(self.form_schema))
@@ -307,6 +318,7 @@ _HUMAN_FIELDS = (
     "candidates_key",
     "priority",
     "follow_up",
+    "escalations",
 )
 
 

@@ -1,4 +1,4 @@
-"""Transitions of a human task that do not finish it: claim, unclaim, comment.
+"""Transitions of a human task that do not finish it: claim, unclaim, comment, escalate.
 
 Like every transition, each returns the ``CommitPlan`` the engine commits with the
 instance's version check; the audit trail entry and the event travel in the same plan.
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flowstar.model.builder import NewId, PlanBuilder
+from flowstar.model.builder import NewId, PlanBuilder, StaleTokenError
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TaskStatus
 from flowstar.model.errors import TaskAlreadyCompletedError, ValidationError
-from flowstar.model.events import HumanTaskClaimed, HumanTaskCommented, HumanTaskUnclaimed
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, TaskUpdate
+from flowstar.model.escalation import Escalation
+from flowstar.model.events import HumanTaskClaimed, HumanTaskCommented, HumanTaskEscalated, HumanTaskUnclaimed
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, TaskUpdate, Token
+from flowstar.model.steps import BaseHumanStep
+from flowstar.model.transitions import apply_reassignment
 
-__all__ = ["COMMENT_LIMIT", "check_comment", "claim_task", "comment_task", "unclaim_task"]
+__all__ = ["COMMENT_LIMIT", "check_comment", "claim_task", "comment_task", "escalate_task", "unclaim_task"]
 
 # Characters of one comment: a note for colleagues, not a document store.
 COMMENT_LIMIT = 4000
@@ -105,3 +108,61 @@ def comment_task(
     entry = tr.record_audit(task.id, "commented", author, {"text": text})
     tr.emit(HumanTaskCommented, task_id=task.id, step_name=task.step_name, entry_id=entry.id, author=author)
     return tr.finish()
+
+
+def escalate_task(
+    definition: WorkflowDefinition,
+    state: InstanceState,
+    token_id: str,
+    task: HumanTask | None,
+    *,
+    now: datetime,
+    new_id: NewId,
+    events: bool = True,
+) -> CommitPlan:
+    """Fire the due escalation timer ``token_id`` of open ``task`` (see ``Escalation``).
+
+    A timer whose task is gone or finished is only dropped.
+
+    Raises:
+        TaskAlreadyCompletedError: the timer was consumed already.
+    """
+    tr = PlanBuilder(definition, state, now, new_id, events)
+    try:
+        token = tr.take(token_id)
+    except StaleTokenError as exc:
+        raise TaskAlreadyCompletedError(f"escalation {exc} fired or was dropped already") from exc
+    escalation = _escalation_of(definition, token)
+    if escalation is None or task is None or task.status is not TaskStatus.PENDING:
+        return tr.finish()
+    if escalation.action == "escalated":
+        reason = f"still open {escalation.after} after it was created"
+        group = escalation.to_group or task.assignee_group
+        apply_reassignment(tr, task, escalation.to_user, group, actor=None, reason=reason, action="escalated")
+        owner = escalation.to_user
+    else:
+        group = task.assignee_group
+        owner = task.claimed_by or task.assignee_id
+        tr.record_audit(task.id, "reminded", None, {"open_since": task.created_at.isoformat()})
+        if escalation.every is not None:
+            tr.add_token(
+                token.step, "escalation", due_at=now + escalation.every, task_id=task.id, escalation=token.escalation
+            )
+    tr.emit(
+        HumanTaskEscalated,
+        task_id=task.id,
+        step_name=task.step_name,
+        action=escalation.action,
+        task_title=task.title,
+        assignee=owner,
+        assignee_group=group,
+    )
+    return tr.finish()
+
+
+def _escalation_of(definition: WorkflowDefinition, token: Token) -> Escalation | None:
+    step = definition.steps.get(token.step)
+    if not isinstance(step, BaseHumanStep) or token.escalation is None:
+        return None
+    found = list(step.escalations)
+    return found[token.escalation] if 0 <= token.escalation < len(found) else None

@@ -40,6 +40,7 @@ __all__ = [
     "InnerRecord",
     "StaleTokenError",
     "StepResult",
+    "apply_reassignment",
     "apply_step_result",
     "last_actor",
     "cancel_instance",
@@ -269,6 +270,7 @@ def resume_wait(
             )
         )
     if token.task_id is not None:
+        tr.drop_escalations(token.task_id)
         tr.task_updates.append(
             TaskUpdate(
                 id=token.task_id,
@@ -356,12 +358,26 @@ def reassign_task(
     events: bool = True,
     reassigned_by: str | None = None,
     reason: str | None = None,
-    action: Literal["reassigned", "escalated"] = "reassigned",
 ) -> CommitPlan:
     """Move an open task to another assignee and/or group (its claim ends)."""
     if task.status is not TaskStatus.PENDING or task.id not in {t.task_id for t in state.tokens.values()}:
         raise TaskAlreadyCompletedError(f"task {task.id} is {task.status.value} and cannot be reassigned")
     tr = PlanBuilder(definition, state, now, new_id, events)
+    apply_reassignment(tr, task, assignee_id, assignee_group, actor=reassigned_by, reason=reason)
+    return tr.finish()
+
+
+def apply_reassignment(
+    tr: PlanBuilder,
+    task: HumanTask,
+    assignee_id: str | None,
+    assignee_group: str | None,
+    *,
+    actor: str | None,
+    reason: str | None,
+    action: Literal["reassigned", "escalated"] = "reassigned",
+) -> None:
+    """Add the reassignment of open ``task`` to the plan being built (rows, audit, event)."""
     group = assignee_group if assignee_group is not None else task.assignee_group
     candidates = None
     if group != task.assignee_group:
@@ -378,7 +394,7 @@ def reassign_task(
     }
     if reason:
         details["reason"] = reason
-    tr.record_audit(task.id, action, reassigned_by, details)
+    tr.record_audit(task.id, action, actor, details)
     tr.emit(
         HumanTaskReassigned,
         task_id=task.id,
@@ -386,6 +402,5 @@ def reassign_task(
         old_assignee=task.assignee_id,
         new_assignee=assignee_id,
         assignee_group=group,
-        reassigned_by=reassigned_by,
+        reassigned_by=actor,
     )
-    return tr.finish()

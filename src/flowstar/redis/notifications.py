@@ -4,6 +4,7 @@ Events map to small JSON ``Notification`` messages published on channels
 
 * ``flowstar:notify:user:<user id>`` - a task was created for, or reassigned to, the user;
 * ``flowstar:notify:group:<group>`` - a task was created for a group (no single assignee);
+* both of those when an open task's reminder fires (``task_reminder``);
 * ``flowstar:notify:instance:<instance id>`` - the instance started, completed, failed,
   was canceled or retried.
 
@@ -26,6 +27,7 @@ from flowstar.engine.bus import EventBus
 from flowstar.model.enums import WorkflowStatus
 from flowstar.model.events import (
     HumanTaskCreated,
+    HumanTaskEscalated,
     HumanTaskReassigned,
     WorkflowCanceled,
     WorkflowCompleted,
@@ -57,7 +59,8 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         audience: Who it is for: ``"user"``, ``"group"`` or ``"instance"``.
         recipient: The user id, group name or instance id.
-        kind: ``"task_created"``, ``"task_reassigned"`` or ``"instance_status"``.
+        kind: ``"task_created"``, ``"task_reassigned"``, ``"task_reminder"`` or
+            ``"instance_status"``.
         event_type: The event it was made from, e.g. ``"HumanTaskCreated"``.
         message: One line for a person to read.
     """
@@ -87,7 +90,12 @@ _STATUS_OF: dict[type[WorkflowEvent], WorkflowStatus] = {
 }
 
 NOTIFYING_TYPES: frozenset[str] = frozenset(
-    [HumanTaskCreated.__name__, HumanTaskReassigned.__name__, *(cls.__name__ for cls in _STATUS_OF)]
+    [
+        HumanTaskCreated.__name__,
+        HumanTaskReassigned.__name__,
+        HumanTaskEscalated.__name__,
+        *(cls.__name__ for cls in _STATUS_OF),
+    ]
 )
 """Event types that produce notifications (subscribe with ``types=NOTIFYING_TYPES``)."""
 
@@ -97,9 +105,18 @@ def notifications_for(event: WorkflowEvent) -> list[Notification]:
 
     A new task notifies its assignee and its group (a group member may pick it up); a
     reassigned task notifies the new assignee, or the group when it went back to the group;
-    a status change notifies the instance's channel.
+    a reminder notifies the task's claimer or assignee and its group (an escalation
+    notifies through its reassignment); a status change notifies the instance's channel.
     """
     match event:
+        case HumanTaskEscalated(action="reminded"):
+            message = f"Reminder: task '{event.task_title or event.step_name}' in {event.workflow_name} is still open"
+            reminded: list[tuple[Audience, str | None]] = [("user", event.assignee), ("group", event.assignee_group)]
+            return [
+                _note(event, audience, who, "task_reminder", message, task_id=event.task_id, step_name=event.step_name)
+                for audience, who in reminded
+                if who
+            ]
         case HumanTaskCreated():
             message = f"New task '{event.task_title}' in {event.workflow_name}"
             audiences: list[tuple[Audience, str | None]] = [("user", event.assignee), ("group", event.assignee_group)]
