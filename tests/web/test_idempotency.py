@@ -1,13 +1,19 @@
-"""Idempotency keys: one instance per key and tenant, per engine, also for concurrent requests."""
+"""Idempotency keys: one instance per key and tenant in the store, also for concurrent requests."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from tests.web.conftest import PREFIX, make_app
+
+from flowstar.db import PersistentExecutionEngine, create_database_engine, metadata
+from flowstar.demo_workflows import build_registry
+from flowstar.web import WorkflowWebPlugin
 
 BODY = {"definition_name": "expense_approval", "input_data": {"amount": 5000, "manager": "bob"}}
 
@@ -49,3 +55,30 @@ async def test_the_same_key_in_another_tenant_is_another_instance(client: AsyncT
     assert first.status_code == second.status_code == again.status_code == 200
     assert first.json()["id"] != second.json()["id"]
     assert again.json()["id"] == first.json()["id"]
+
+
+async def test_keys_outlive_the_app_on_a_shared_database(tmp_path: Path) -> None:
+    # Two apps on one SQLite file stand for two API processes, or one restarted.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
+    database = create_database_engine(url)
+    async with database.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    ids = []
+    try:
+        for _ in range(2):
+            engine = PersistentExecutionEngine(build_registry(), engine=database)
+            app = Litestar(plugins=[WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, enable_ui=False)])
+            async with AsyncTestClient(app) as client:
+                response = await client.post(f"{PREFIX}/instances", json=BODY, headers={"Idempotency-Key": "once"})
+                assert response.status_code == 200, response.text
+                ids.append(response.json()["id"])
+            await engine.close()
+    finally:
+        await database.dispose()
+    assert ids[0] == ids[1]
+
+
+async def test_an_oversized_key_is_422(client: AsyncTestClient[Any]) -> None:
+    response = await client.post(f"{PREFIX}/instances", json={**BODY, "idempotency_key": "k" * 256})
+    assert response.status_code == 422
+    assert "idempotency key" in response.json()["detail"]

@@ -48,6 +48,7 @@ class MemoryStore:
         self.tasks: dict[str, HumanTask] = {}
         self.audit: dict[str, list[TaskAuditEntry]] = {}
         self.definitions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._keys: dict[str, str] = {}  # idempotency key -> instance id
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
         """Remember the definition's description."""
@@ -57,13 +58,28 @@ class MemoryStore:
         """The committed state, or None."""
         return self.instances.get(instance_id)
 
+    async def instance_for_key(self, idempotency_key: str) -> str | None:
+        """The id of the instance started with this idempotency key, if any."""
+        return self._keys.get(idempotency_key)
+
+    def _claim_key(self, instance: InstanceState) -> bool:
+        """Take a new instance's idempotency key; False if an earlier start has it (as the
+        SQL store's unique index answers)."""
+        key = instance.idempotency_key
+        if key is None:
+            return True
+        if key in self._keys:
+            return False
+        self._keys[key] = instance.id
+        return True
+
     async def commit(self, plan: CommitPlan) -> bool:
         """Apply ``plan`` if the instance is still at ``plan.expected_version``."""
         instance = plan.instance
         instance_id = instance.id
         current = self.instances.get(instance_id)
         if current is None:
-            if plan.expected_version != 0:
+            if plan.expected_version != 0 or not self._claim_key(instance):
                 return False
         elif current.version != plan.expected_version:
             return False

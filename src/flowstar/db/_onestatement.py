@@ -216,7 +216,7 @@ _UPDATE_INSTANCE = (
 )
 _CREATE_INSTANCE = (
     f"WITH inst AS (INSERT INTO workflow_instances ({', '.join(_CREATE_COLUMNS)}) "
-    f"VALUES ({', '.join(_value(c) for c in _CREATE_COLUMNS)}) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    f"VALUES ({', '.join(_value(c) for c in _CREATE_COLUMNS)}) ON CONFLICT DO NOTHING RETURNING id)"
 )
 
 

@@ -57,6 +57,7 @@ CREATE_COLUMNS = (
     "tenant_id",
     "created_by",
     "created_at",
+    "idempotency_key",
 )
 
 
@@ -180,6 +181,7 @@ def _creation_row(state: InstanceState, definition_id: Any) -> dict[str, Any]:
         "tenant_id": state.tenant_id,
         "created_by": state.created_by,
         "created_at": state.started_at,
+        "idempotency_key": state.idempotency_key,
     }
 
 

@@ -110,6 +110,7 @@ def state_from_row(row: Row[Any] | Mapping[str, Any]) -> InstanceState:
         failed_step=m["failed_step"],
         tenant_id=m["tenant_id"],
         created_by=m["created_by"],
+        idempotency_key=m["idempotency_key"],
         metadata=json_column(m["metadata"]) or {},
         history=history,
         started_at=m["started_at"],

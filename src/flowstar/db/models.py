@@ -97,6 +97,8 @@ class WorkflowInstanceModel(_Timestamps, Base):
         # Keyset pages, newest first (``find_instances``): a tenant's, and everyone's.
         Index("ix_workflow_instances_tenant_started", "tenant_id", "started_at", "id"),
         Index("ix_workflow_instances_started", "started_at", "id"),
+        # A unique index, not a constraint: SQLite adds it without rebuilding the table.
+        Index("uq_workflow_instances_idempotency_key", "idempotency_key", unique=True),
     )
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
@@ -120,6 +122,9 @@ class WorkflowInstanceModel(_Timestamps, Base):
     joins: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
     history: Mapped[list[Any]] = mapped_column(JsonB, default=list)
     dispatch_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, index=True)
+    # The start's idempotency key with its tenant: a second start with it writes nothing.
+    # Added by migration 0003: last in the table (sort_order), where SQLite's ADD COLUMN puts it.
+    idempotency_key: Mapped[str | None] = mapped_column(String(600), nullable=True, sort_order=1)
 
     # Loaded like ``WorkflowDefinitionModel.instances`` (``awaitable_attrs.definition``).
     definition: Mapped[WorkflowDefinitionModel | None] = relationship(

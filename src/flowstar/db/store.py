@@ -106,7 +106,8 @@ def _insert_ignoring_duplicates(dialect: str, table: Any, key: list[str] | None)
 
     A definition's row id is derived from its name and version, so two processes recording
     it at once collide on the primary key as well as on (name, version); PostgreSQL checks
-    only the named arbiter, so definitions ignore a conflict on any key.  On other
+    only the named arbiter, so definitions ignore a conflict on any key; so do instances,
+    whose idempotency key is unique too.  On other
     databases a duplicate raises ``IntegrityError``.
     """
     if dialect == "postgresql":
@@ -216,7 +217,8 @@ class SQLAlchemyStore:
         dialect = engine.dialect.name
         self._postgres = dialect == "postgresql"
         self.one_statement = self._postgres if one_statement is None else one_statement and self._postgres
-        self._insert_instance = _insert_ignoring_duplicates(dialect, _instances, ["id"])
+        # Any unique key: the id, or the idempotency key of a start made before.
+        self._insert_instance = _insert_ignoring_duplicates(dialect, _instances, None)
         self._insert_definition = _insert_ignoring_duplicates(dialect, _definitions, None)
         # Same pool; connections checked out through it skip BEGIN/COMMIT (asyncpg sets the
         # mode client-side, so switching costs no round trip).
@@ -278,6 +280,14 @@ class SQLAlchemyStore:
         async with self._turn(), self._autocommit.connect() as conn:
             row = (await conn.execute(_LOAD_INSTANCE, {"_id": key})).first()
         return state_from_row(row) if row is not None else None
+
+    @translating("look up the idempotency key")
+    async def instance_for_key(self, idempotency_key: str) -> str | None:
+        """The id of the instance started with this idempotency key, if any."""
+        query = select(_instances.c.id).where(_instances.c.idempotency_key == idempotency_key)
+        async with self._turn(), self._autocommit.connect() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        return str(found) if found is not None else None
 
     async def commit(self, plan: CommitPlan) -> bool:
         """Apply ``plan`` atomically if the version still matches.

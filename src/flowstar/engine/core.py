@@ -33,7 +33,7 @@ from flowstar.model.errors import (
     TaskNotFoundError,
 )
 from flowstar.model.registry import WorkflowRegistry, default_registry
-from flowstar.model.state import CommitPlan, InstanceState, Token
+from flowstar.model.state import CommitPlan, InstanceState, Token, scoped_idempotency_key
 from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
     cancel_instance,
@@ -133,6 +133,7 @@ class Engine(EngineTasks):
         tenant_id: str | None = None,
         created_by: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> WorkflowInstance:
         """Create an instance of ``workflow`` (a name, workflow class or definition).
 
@@ -140,8 +141,14 @@ class Engine(EngineTasks):
         ``workflow`` and ``initial_data``.  Returns once the instance has settled (waiting or
         finished) when the engine runs steps in-process; right after the commit otherwise.
 
+        With an ``idempotency_key`` (unique per tenant, kept in the store): a start with a
+        key used before starts nothing and returns the instance that key started, also when
+        two starts race in different processes.
+
         Raises:
             TypeError: neither or both of ``workflow`` and ``workflow_name``.
+            ValidationError: the data breaks the definition's ``input_schema``
+                (``FormValidationError``), or the key is empty or too long.
         """
         workflow = _one_of("workflow", workflow, "workflow_name", workflow_name)
         definition = self.registry.resolve(workflow, version)
@@ -149,6 +156,10 @@ class Engine(EngineTasks):
             raise InvalidTransitionError(f"workflow {definition.name!r} {definition.version} is deactivated")
         data = _one_of("initial_data", initial_data, "input_data", input_data, required=False) or {}
         data = self._payload(data, "initial_data")
+        definition.validate_input(data)
+        scoped_key = scoped_idempotency_key(tenant_id, idempotency_key)
+        if scoped_key is not None and (known := await self.store.instance_for_key(scoped_key)) is not None:
+            return await self._settled_view(known)
         key = (definition.name, definition.version)
         if key not in self._known_definitions:
             await self.store.ensure_definition(definition)
@@ -163,10 +174,15 @@ class Engine(EngineTasks):
             tenant_id=tenant_id,
             created_by=created_by,
             metadata=dict(metadata or {}),
+            idempotency_key=scoped_key,
         )
         instance_id = plan.instance.id
         if not await self._commit(plan):
-            raise ConcurrencyError(f"instance id {instance_id} collided")
+            # A start with the same key committed between the look-up and this commit.
+            known = await self.store.instance_for_key(scoped_key) if scoped_key is not None else None
+            if known is None:
+                raise ConcurrencyError(f"instance id {instance_id} collided")
+            return await self._settled_view(known)
         await self._follow_call(plan)
         return await self._settled_view(instance_id)
 

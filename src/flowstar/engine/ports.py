@@ -62,8 +62,12 @@ class Store(PendingActivations, Protocol):
     async def commit(self, plan: CommitPlan) -> bool:
         """Apply ``plan`` atomically if the instance is still at ``plan.expected_version``.
 
-        Returns False (and writes nothing) when another commit got there first.
+        Returns False (and writes nothing) when another commit got there first, or when it
+        creates an instance whose id or ``idempotency_key`` another instance has.
         """
+
+    async def instance_for_key(self, idempotency_key: str) -> str | None:
+        """The id of the instance started with this (tenant-scoped) idempotency key, if any."""
 
     def forget(self, instance_id: str) -> None:
         """Drop any state of the instance the store keeps cached: the next load reads it."""

@@ -24,7 +24,15 @@ from flowstar.model.state import InstanceState, RecordUpdate, TaskUpdate
 __all__ = ["CREATION_FIELDS", "keep_creation_fields", "record_changes", "task_changes"]
 
 # Written with the instance's first commit only: no transition changes them.
-CREATION_FIELDS = ("workflow_name", "workflow_version", "tenant_id", "created_by", "metadata", "started_at")
+CREATION_FIELDS = (
+    "workflow_name",
+    "workflow_version",
+    "tenant_id",
+    "created_by",
+    "metadata",
+    "started_at",
+    "idempotency_key",
+)
 
 
 def record_changes(update: RecordUpdate) -> dict[str, Any]:

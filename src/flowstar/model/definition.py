@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from flowstar.model.conditions import Condition, ConditionEvaluationError
 from flowstar.model.enums import StepType
 from flowstar.model.errors import ValidationError
 from flowstar.model.gateways import BaseGateway
 from flowstar.model.semver import is_semver
-from flowstar.model.steps import BaseStep, Step, adapt_step, foreign_step_problem
+from flowstar.model.steps import BaseStep, Step, adapt_step, check_against_schema, foreign_step_problem
 
 if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
@@ -162,6 +165,9 @@ class WorkflowDefinition:
     terminal_steps: set[str] = field(default_factory=set)
     retry_policy: RetryPolicy | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # JSON Schema of the data an instance starts with (the inbox's start form, and checked
+    # by ``start_workflow``); None accepts any JSON object.
+    input_schema: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         steps: Any = self.steps
@@ -191,6 +197,19 @@ class WorkflowDefinition:
         elif current != key:
             self._name_problems.append(f"step key {key!r} does not match the step's name {current!r}")
         return step
+
+    def validate_input(self, data: Mapping[str, Any]) -> None:
+        """Check a new instance's data against ``input_schema`` (nothing to check without one).
+
+        Raises:
+            FormValidationError: the messages of each failing field, by JSON pointer path.
+        """
+        if self.input_schema is None:
+            return
+        validator = self.__dict__.get("_input_validator")
+        if validator is None:
+            validator = self.__dict__["_input_validator"] = Draft202012Validator(dict(self.input_schema))
+        check_against_schema(validator, data)
 
     def get_graph(self) -> WorkflowGraph:
         """The graph representation of the workflow (cached; don't mutate after use)."""
@@ -236,6 +255,7 @@ class WorkflowDefinition:
         for key, step in self.steps.items():
             problems.extend(_step_problems(key, step))
         problems.extend(self._edge_problems())
+        problems.extend(_schema_problems(self.input_schema))
         if not self.initial_step:
             problems.append("initial_step is not set")
         elif self.initial_step not in self.steps:
@@ -317,3 +337,15 @@ def _step_problems(key: str, step: Any) -> list[str]:
     if not isinstance(step, BaseStep):  # what adapt_step could not wrap
         return [foreign_step_problem(key, step)]
     return step.problems()
+
+
+def _schema_problems(schema: Mapping[str, Any] | None) -> list[str]:
+    if schema is None:
+        return []
+    if not isinstance(schema, Mapping):
+        return [f"input_schema must be a JSON Schema object, got {type(schema).__name__}"]
+    try:
+        Draft202012Validator.check_schema(dict(schema))
+    except SchemaError as exc:
+        return [f"invalid input_schema: {exc.message}"]
+    return []

@@ -18,10 +18,12 @@ from typing import Any, Literal
 import msgspec
 
 from flowstar.model.enums import StepStatus, TaskStatus, WorkflowStatus
+from flowstar.model.errors import ValidationError
 from flowstar.model.events import WorkflowEvent
 
 __all__ = [
     "HISTORY_LIMIT",
+    "IDEMPOTENCY_KEY_LIMIT",
     "CommitPlan",
     "HistoryEntry",
     "HumanTask",
@@ -34,6 +36,7 @@ __all__ = [
     "TaskUpdate",
     "Token",
     "TokenKind",
+    "scoped_idempotency_key",
 ]
 
 TokenKind = Literal["run", "timer", "human", "webhook", "escalation"]
@@ -96,6 +99,9 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False):
     tenant_id: str | None = None
     created_by: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The start's idempotency key, scoped to the tenant (see ``scoped_idempotency_key``):
+    # unique among all instances, so a repeated start finds the instance it made.
+    idempotency_key: str | None = None
     history: list[HistoryEntry] = msgspec.field(default_factory=list)
     started_at: datetime
     updated_at: datetime
@@ -256,3 +262,20 @@ class CommitPlan(msgspec.Struct, kw_only=True, gc=False):
     def created(self) -> bool:
         """Whether this plan creates the instance."""
         return self.expected_version == 0
+
+
+# Longest idempotency key a start accepts (the HTTP header's limit too).
+IDEMPOTENCY_KEY_LIMIT = 255
+
+
+def scoped_idempotency_key(tenant_id: str | None, key: str | None) -> str | None:
+    """The stored form of a start's idempotency key: unique per tenant, unambiguous.
+
+    Raises:
+        ValidationError: an empty key, or one longer than ``IDEMPOTENCY_KEY_LIMIT``.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_LIMIT:
+        raise ValidationError(f"an idempotency key is a string of 1 to {IDEMPOTENCY_KEY_LIMIT} characters")
+    return msgspec.json.encode([tenant_id, key]).decode()

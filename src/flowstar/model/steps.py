@@ -24,7 +24,16 @@ if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
     from flowstar.model.retry import RetryPolicy
 
-__all__ = ["BaseHumanStep", "BaseMachineStep", "BaseStep", "ProtocolStep", "Step", "adapt_step", "foreign_step_problem"]
+__all__ = [
+    "BaseHumanStep",
+    "BaseMachineStep",
+    "BaseStep",
+    "ProtocolStep",
+    "Step",
+    "adapt_step",
+    "check_against_schema",
+    "foreign_step_problem",
+]
 
 
 @runtime_checkable
@@ -237,22 +246,7 @@ class BaseHumanStep(BaseStep):
             return
         if self._validator is None:
             self._validator = Draft202012Validator(dict(self.form_schema))
-        field_errors: dict[str, list[str]] = {}
-        for error in self._validator.iter_errors(dict(data)):
-            if error.validator == "required" and isinstance(error.instance, Mapping):
-                base = "/".join(str(p) for p in error.absolute_path)
-                # jsonschema reports each missing field as its own error: note each once.
-                for missing in error.validator_value:
-                    if missing not in error.instance:
-                        path = f"{base}/{missing}" if base else str(missing)
-                        messages = field_errors.setdefault(path, [])
-                        if "this field is required" not in messages:
-                            messages.append("this field is required")
-                continue
-            path = "/".join(str(p) for p in error.absolute_path)
-            field_errors.setdefault(path, []).append(error.message)
-        if field_errors:
-            raise FormValidationError(field_errors)
+        check_against_schema(self._validator, data)
 
     def resolve_assignee(self, data: Mapping[str, Any]) -> str | None:
         """The user the task goes to: from ``assignee_key`` in the context, else fixed."""
@@ -291,6 +285,30 @@ class BaseHumanStep(BaseStep):
         for key in data:
             if not isinstance(key, str):
                 raise ValidationError(f"form field names must be strings, got {key!r}")
+
+
+def check_against_schema(validator: Draft202012Validator, data: Mapping[str, Any]) -> None:
+    """Check ``data`` with a JSON Schema ``validator`` (task forms, workflow input).
+
+    Raises:
+        FormValidationError: the messages of each failing field, by JSON pointer path.
+    """
+    field_errors: dict[str, list[str]] = {}
+    for error in validator.iter_errors(dict(data)):
+        if error.validator == "required" and isinstance(error.instance, Mapping):
+            base = "/".join(str(p) for p in error.absolute_path)
+            # jsonschema reports each missing field as its own error: note each once.
+            for missing in error.validator_value:
+                if missing not in error.instance:
+                    path = f"{base}/{missing}" if base else str(missing)
+                    messages = field_errors.setdefault(path, [])
+                    if "this field is required" not in messages:
+                        messages.append("this field is required")
+            continue
+        path = "/".join(str(p) for p in error.absolute_path)
+        field_errors.setdefault(path, []).append(error.message)
+    if field_errors:
+        raise FormValidationError(field_errors)
 
 
 def _names(value: Any) -> list[str]:

@@ -94,6 +94,7 @@ def start_instance(
     tenant_id: str | None = None,
     created_by: str | None = None,
     metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
 ) -> CommitPlan:
     """Create an instance and activate its initial step."""
     state = InstanceState(
@@ -105,6 +106,7 @@ def start_instance(
         tenant_id=tenant_id,
         created_by=created_by,
         metadata=metadata or {},
+        idempotency_key=idempotency_key,
         started_at=now,
         updated_at=now,
     )

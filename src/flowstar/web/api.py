@@ -7,8 +7,6 @@ answers through ``flowstar.web.errors``.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -49,9 +47,6 @@ __all__ = ["api_router", "visible_task"]
 _LINK = ResponseHeader(
     name="Link", description='`<url>; rel="next"` when another page follows', documentation_only=True
 )
-# Idempotency keys per engine (two apps in one process never share them): key -> instance id.
-_IDEMPOTENCY: weakref.WeakKeyDictionary[Engine, dict[str, str]] = weakref.WeakKeyDictionary()
-_IDEMPOTENCY_LOCK = asyncio.Lock()
 
 
 def _check_uuid(value: str, what: str) -> str:
@@ -127,27 +122,15 @@ async def start_instance(
     tenant_id = current_user.tenant_id if current_user is not None else data.tenant_id
     if current_user is not None and data.created_by not in (None, current_user.id):
         raise PermissionDeniedError("created_by must be the signed-in user")
-    if key is None:
-        instance = await engine.start_workflow(
-            data.definition_name, data.input_data, data.version, tenant_id=tenant_id, created_by=created_by
-        )
-        return InstanceOut(**instance_out(instance))
-    scoped_key = f"{tenant_id or ''}\x00{key}"
-    # One lock: two requests with one key never both start (see docs/web.md, idempotency).
-    async with _IDEMPOTENCY_LOCK:
-        keys = _IDEMPOTENCY.setdefault(engine, {})
-        known = keys.get(scoped_key)
-        if known is not None:
-            return InstanceOut(**instance_out(await engine.get_instance(known)))
-        instance = await engine.start_workflow(
-            data.definition_name,
-            data.input_data,
-            data.version,
-            tenant_id=tenant_id,
-            created_by=created_by,
-            metadata={"idempotency_key": key},
-        )
-        keys[scoped_key] = str(instance.id)
+    # The key is unique per tenant in the store: a repeated or racing start returns the first instance.
+    instance = await engine.start_workflow(
+        data.definition_name,
+        data.input_data,
+        data.version,
+        tenant_id=tenant_id,
+        created_by=created_by,
+        idempotency_key=key,
+    )
     return InstanceOut(**instance_out(instance))
 
 

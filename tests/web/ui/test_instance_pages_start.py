@@ -29,10 +29,7 @@ INPUT_SCHEMA = {
 @pytest.fixture
 async def app_engine() -> AsyncIterator[tuple[Litestar, LocalExecutionEngine]]:
     registry = WorkflowRegistry()
-    leave = linear("leave", Set("granted", ok=True))
-    # The definition's input schema (set on the built definition, whether or not the
-    # constructor takes one).
-    leave.input_schema = INPUT_SCHEMA  # type: ignore[attr-defined]
+    leave = linear("leave", Set("granted", ok=True), input_schema=INPUT_SCHEMA)
     registry.register_definition(leave)
     registry.register_definition(linear("free", Set("done")))
     engine = LocalExecutionEngine(registry, clock=ManualClock())

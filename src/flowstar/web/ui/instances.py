@@ -17,10 +17,10 @@ from litestar.response import Redirect, Template
 from flowstar.engine.core import Engine
 from flowstar.engine.views import WorkflowInstance
 from flowstar.model.access import User
+from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, WorkflowStatus
 from flowstar.model.errors import FormValidationError, ValidationError, WorkflowsError
 from flowstar.model.mermaid import render_mermaid
-from flowstar.model.steps import BaseHumanStep
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
 from flowstar.web.ui.forms import FormValues, form_context, read_post
@@ -32,23 +32,6 @@ from flowstar.web.ui.task_actions import ANONYMOUS
 __all__ = ["INSTANCE_ROUTES"]
 
 _REASON_LIMIT = 1000
-
-
-def _input_schema(definition: Any) -> dict[str, Any] | None:
-    # A definition with an input schema (a JSON Schema object) gets a generated form, one
-    # without (None, the default) a JSON textarea.
-    schema = getattr(definition, "input_schema", None)
-    return dict(schema) if isinstance(schema, Mapping) else None
-
-
-def _input_errors(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, list[str]]:
-    # The engine checks a task's data with its step's validate_form; the initial data gets
-    # the same check, so each message (a required field, a minimum) sits on its field.
-    try:
-        BaseHumanStep("input", form_schema=schema).validate_form(data)
-    except FormValidationError as exc:
-        return exc.field_errors
-    return {}
 
 
 @get("/start", name="flowstar-ui:start-list")
@@ -65,12 +48,15 @@ async def start_list(
 
 
 def _start_context(
-    definition: Any, values: dict[str, list[str]] | None, errors: dict[str, list[str]]
+    definition: WorkflowDefinition, values: dict[str, list[str]] | None, errors: dict[str, list[str]]
 ) -> dict[str, Any]:
-    return {"definition": definition, **form_context(_input_schema(definition), values, errors)}
+    # With an input schema a generated form, without one a JSON textarea.
+    return {"definition": definition, **form_context(definition.input_schema, values, errors)}
 
 
-async def _definition_or_answer(name: str, engine: Engine, user: User | None, config: WebConfig) -> Any:
+async def _definition_or_answer(
+    name: str, engine: Engine, user: User | None, config: WebConfig
+) -> WorkflowDefinition | Template | Redirect:
     """The workflow's definition, or the page to answer with (sign-in, 404)."""
     redirect = sign_in_needed(config, user)
     if redirect:
@@ -114,10 +100,7 @@ async def start(
     if isinstance(definition, (Template, Redirect)):
         return definition
     values = _posted(await request.form())
-    schema = _input_schema(definition)
-    data, errors = read_post(schema, values)
-    if not errors and schema is not None:
-        errors = _input_errors(schema, data)
+    data, errors = read_post(definition.input_schema, values)
     if not errors:
         try:
             instance = await engine.start_workflow(
@@ -127,7 +110,7 @@ async def start(
                 created_by=current_user.id if current_user else None,
             )
         except FormValidationError as exc:
-            # The engine's check of the data against the input schema: each message on its field.
+            # The engine checks the data against the input schema: each message on its field.
             errors = exc.field_errors or {"": [str(exc)]}
         except ValidationError as exc:
             errors = {"": [str(exc)]}
