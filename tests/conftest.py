@@ -18,8 +18,23 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from flowstar import ManualClock
+from tests.unit.helpers import RecordingBus
+
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The test clock: timers fire when a test advances it."""
+    return ManualClock()
+
+
+@pytest.fixture
+def bus() -> RecordingBus:
+    """An event bus that keeps what was published."""
+    return RecordingBus()
 
 
 def _reachable(url: str, default_port: int) -> bool:

@@ -27,10 +27,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flowstar import LocalExecutionEngine, ManualClock, WorkflowDefinition, WorkflowRegistry
+from flowstar import LocalExecutionEngine, WorkflowDefinition, WorkflowRegistry
 from flowstar.db import PersistentExecutionEngine, create_database_engine, metadata
 from flowstar.engine.core import Engine
-from tests.unit.helpers import RecordingBus
 
 EngineFactory = Callable[..., Engine]
 
@@ -41,16 +40,6 @@ STORES = ("memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.integ
 # Enough for the most concurrent test (fifty completions of one task queue on the pool);
 # small, because every test opens its own pool.
 _PG_POOL = {"pool_size": 3, "max_overflow": 2}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def bus() -> RecordingBus:
-    return RecordingBus()
 
 
 async def _create_tables(url: str, **options: Any) -> None:

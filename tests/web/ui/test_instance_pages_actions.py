@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from tests.unit.helpers import RecordingBus
-from tests.web.ui.test_instance_pages_list import UI, Flaky, app_engine, build_engine, clock, signed_in
+from tests.web.ui.test_instance_pages_list import UI, Flaky, app_engine, build_engine, signed_in
 from tests.web.ui.test_pages import _csrf
 
 from flowstar import ManualClock
@@ -16,7 +16,7 @@ from flowstar.events import WorkflowCanceled
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.web import UserDirectory, WorkflowWebPlugin
 
-__all__ = ["app_engine", "clock"]  # the fixtures this module uses
+__all__ = ["app_engine"]  # the fixtures this module uses
 
 
 async def _page(client: AsyncTestClient[Litestar], instance_id: Any) -> str:

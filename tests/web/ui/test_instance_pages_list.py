@@ -47,11 +47,6 @@ def build_engine(clock: ManualClock, bus: EventBus | None = None) -> LocalExecut
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def app_engine(clock: ManualClock) -> AsyncIterator[tuple[Litestar, LocalExecutionEngine]]:
     engine = build_engine(clock)
     plugin = WorkflowWebPlugin(engine=engine, user_directory=UserDirectory.demo(), secret_key="i" * 32)

@@ -40,11 +40,6 @@ def _engine(clock: ManualClock) -> LocalExecutionEngine:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def app_engine(clock: ManualClock) -> AsyncIterator[tuple[Litestar, LocalExecutionEngine]]:
     engine = _engine(clock)
     plugin = WorkflowWebPlugin(engine=engine, user_directory=UserDirectory.demo(), secret_key="s" * 32)
