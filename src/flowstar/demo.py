@@ -19,12 +19,14 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from saq import Worker
 
 from flowstar.db.migrate import upgrade
 from flowstar.logs import configure_logging
 from flowstar.model.enums import WorkflowStatus
+from flowstar.model.state import HumanTask
 from flowstar.saq.engine import SAQExecutionEngine
 from flowstar.saq.worker import build_engine, build_settings
 from flowstar.settings import FlowstarSettings
@@ -53,6 +55,16 @@ async def _running_worker(
         await queue.disconnect()
 
 
+async def _open_task(engine: SAQExecutionEngine, instance_id: UUID, step: str) -> HumanTask:
+    """The open task of ``step`` once the worker has reached it."""
+    async with asyncio.timeout(30):
+        while True:
+            for task in await engine.get_tasks(instance_id=instance_id):
+                if task.step_name == step:
+                    return task
+            await asyncio.sleep(0.05)  # the worker commits in its own time: look again
+
+
 async def run_demo(settings: FlowstarSettings, worker_settings: dict[str, Any]) -> dict[str, Any]:
     """Run two expense reports through a worker; returns what happened."""
     async with _running_worker(settings, worker_settings) as engine:
@@ -61,14 +73,17 @@ async def run_demo(settings: FlowstarSettings, worker_settings: dict[str, Any]) 
         small = await engine.wait_for_status(small.id, WorkflowStatus.COMPLETED, timeout=30)
         print(f"  -> {small.status.value}, approved_by={small.context.get('approved_by')}")
 
-        print("Expense of 2500: waits for the manager")
+        print("Expense of 4800: waits for the manager, then for finance (above 3000)")
         big = await engine.start_workflow(
-            "expense_approval", {"amount": 2500, "requester": "bob", "manager": "carol"}, created_by="bob"
+            "expense_approval", {"amount": 4800, "requester": "alice", "manager": "bob"}, created_by="alice"
         )
-        big = await engine.wait_for_status(big.id, WorkflowStatus.WAITING, timeout=30)
-        task = (await engine.get_tasks(instance_id=big.id))[0]
-        print(f"  -> {big.status.value} at {big.current_step}; task {task.title!r} for {task.assignee_id}")
-        await engine.complete_task(task.id, "carol", {"decision": "approve", "comments": "ok"})
+        for step, who, answer in (
+            ("manager_approval", "bob", {"decision": "approve", "comments": "ok"}),
+            ("finance_approval", "carol", {"finance_decision": "approve", "cost_center": "CC-1042"}),
+        ):
+            task = await _open_task(engine, big.id, step)
+            print(f"  -> waiting at {step}; task {task.title!r}, {who} completes it")
+            await engine.complete_task(task.id, who, answer)
         big = await engine.wait_for_status(big.id, WorkflowStatus.COMPLETED, timeout=30)
         print(f"  -> {big.status.value}, status={big.context.get('status')}")
 
@@ -83,7 +98,7 @@ async def run_demo(settings: FlowstarSettings, worker_settings: dict[str, Any]) 
 
 
 async def _sample_reports(engine: SAQExecutionEngine) -> None:
-    """Expense reports for the manager and a document review for managers and finance (work in the inbox)."""
+    """Work in the inbox: expense reports for Bob, a document review, an invoice for Carol."""
     for amount, requester in ((1200, "alice"), (4800, "alice")):
         report = await engine.start_workflow(
             "expense_approval",
@@ -97,6 +112,11 @@ async def _sample_reports(engine: SAQExecutionEngine) -> None:
         "document_review", {"title": "Travel policy 2027"}, tenant_id="acme", created_by="alice"
     )
     await engine.wait_for_status(review.id, WorkflowStatus.WAITING, timeout=30)
+    # Left open, it reminds Carol after 2 minutes and moves to the managers after 5.
+    invoice = await engine.start_workflow(
+        "invoice_payment", {"supplier": "Paper Ltd", "amount": 640}, tenant_id="acme", created_by="alice"
+    )
+    await engine.wait_for_status(invoice.id, WorkflowStatus.WAITING, timeout=30)
 
 
 async def serve(

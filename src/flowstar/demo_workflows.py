@@ -6,35 +6,39 @@ from datetime import timedelta
 
 from flowstar.model.context import WorkflowContext
 from flowstar.model.definition import Edge, WorkflowDefinition
+from flowstar.model.escalation import Escalation
 from flowstar.model.gateways import ExclusiveGateway
 from flowstar.model.registry import WorkflowRegistry
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep
 from flowstar.model.waits import TimerStep
 
-__all__ = ["AUTO_APPROVE_LIMIT", "build_document_review", "build_expense_approval", "build_registry", "registry"]
+__all__ = [
+    "AUTO_APPROVE_LIMIT",
+    "ESCALATION_AFTER",
+    "FINANCE_LIMIT",
+    "REMINDER_AFTER",
+    "build_document_review",
+    "build_expense_approval",
+    "build_invoice_payment",
+    "build_registry",
+    "registry",
+]
 
 AUTO_APPROVE_LIMIT = 1000
+FINANCE_LIMIT = 3000
 
 
-class SubmitExpense(BaseMachineStep):
-    """Record the expense report."""
+class _Record(BaseMachineStep):
+    """A step that writes fixed values into the data: a submission, an automatic approval, a payment."""
 
-    name = "submit_expense"
-
-    async def execute(self, context: WorkflowContext) -> None:
-        """Mark the report submitted."""
-        context.set("submitted", True)
-
-
-class AutoApprove(BaseMachineStep):
-    """Approve small expenses without a person."""
-
-    name = "auto_approve"
+    def __init__(self, name: str, description: str, **values: str | bool) -> None:
+        super().__init__(name, description)
+        self.values = values
 
     async def execute(self, context: WorkflowContext) -> None:
-        """Approve as the system."""
-        context.set("approved", True)
-        context.set("approved_by", "system")
+        """Write the step's values."""
+        for key, value in self.values.items():
+            context.set(key, value)
 
 
 class ManagerApproval(BaseHumanStep):
@@ -42,6 +46,7 @@ class ManagerApproval(BaseHumanStep):
 
     name = "manager_approval"
     title = "Approve expense"
+    description = f"Approve or reject the expense; above {FINANCE_LIMIT} an approval goes on to finance."
     assignee_key = "manager"
     assignee_group = "managers"
     due_in = timedelta(hours=24)
@@ -55,33 +60,76 @@ class ManagerApproval(BaseHumanStep):
     }
 
 
+class FinanceApproval(BaseHumanStep):
+    """Finance checks an expense above ``FINANCE_LIMIT`` once the manager has approved it."""
+
+    name = "finance_approval"
+    title = "Finance approval"
+    description = f"The manager approved an expense above {FINANCE_LIMIT}: finance books it or rejects it."
+    assignee_group = "finance"
+    due_in = timedelta(days=2)
+    # Finance's answer has keys of its own: the manager's decision stays in the data.
+    form_schema = {
+        "type": "object",
+        "properties": {
+            "finance_decision": {"type": "string", "enum": ["approve", "reject"], "title": "Decision"},
+            "cost_center": {
+                "type": "string",
+                "title": "Cost center",
+                "pattern": "^CC-[0-9]{4}$",
+                "description": "CC- and four digits, e.g. CC-1042",
+            },
+            "finance_comments": {"type": "string", "title": "Comments", "maxLength": 4000},
+        },
+        "required": ["finance_decision", "cost_center"],
+    }
+
+
 class ProcessDecision(BaseMachineStep):
     """Pay out approved expenses."""
 
     name = "process_decision"
 
     async def execute(self, context: WorkflowContext) -> None:
-        """Record the outcome."""
-        approved = bool(context.get("approved") or context.get("decision") == "approve")
+        """Record the outcome: approved by the system, or by the manager and (when asked) finance."""
+        by_people = context.get("decision") == "approve" and context.get("finance_decision", "approve") == "approve"
+        approved = bool(context.get("approved") or by_people)
         context.set("approved", approved)
         context.set("status", "approved" if approved else "rejected")
 
 
 def build_expense_approval() -> WorkflowDefinition:
-    """Expense approval: auto-approve under the limit, a manager decides above it."""
+    """Expense approval: automatic under a limit, else the manager, and finance too above a threshold."""
     return WorkflowDefinition(
         name="expense_approval",
         version="1.0.0",
-        description="Auto-approve under a threshold, manager approval above",
+        description=(
+            f"Auto-approved under {AUTO_APPROVE_LIMIT}, else the manager decides; "
+            f"finance approves too above {FINANCE_LIMIT}"
+        ),
         steps={
-            "submit_expense": SubmitExpense(),
+            "submit_expense": _Record("submit_expense", "Record the expense report", submitted=True),
             "amount_router": ExclusiveGateway(
                 "amount_router",
                 [(f"context.get('amount', 0) < {AUTO_APPROVE_LIMIT}", "auto_approve")],
                 default="manager_approval",
             ),
-            "auto_approve": AutoApprove(),
+            "auto_approve": _Record(
+                "auto_approve", "Approve a small expense without a person", approved=True, approved_by="system"
+            ),
             "manager_approval": ManagerApproval(),
+            # A rejection, or an amount up to the threshold, skips finance.
+            "finance_router": ExclusiveGateway(
+                "finance_router",
+                [
+                    (
+                        f"context.get('decision') == 'approve' and context.get('amount', 0) > {FINANCE_LIMIT}",
+                        "finance_approval",
+                    )
+                ],
+                default="process_decision",
+            ),
+            "finance_approval": FinanceApproval(),
             "process_decision": ProcessDecision(),
             "pay_out": TimerStep("pay_out", duration=timedelta(seconds=1)),
         },
@@ -90,7 +138,10 @@ def build_expense_approval() -> WorkflowDefinition:
             Edge("amount_router", "auto_approve"),
             Edge("amount_router", "manager_approval"),
             Edge("auto_approve", "process_decision"),
-            Edge("manager_approval", "process_decision"),
+            Edge("manager_approval", "finance_router"),
+            Edge("finance_router", "finance_approval"),
+            Edge("finance_router", "process_decision"),
+            Edge("finance_approval", "process_decision"),
             Edge("process_decision", "pay_out"),
         ],
         initial_step="submit_expense",
@@ -132,7 +183,7 @@ def build_document_review() -> WorkflowDefinition:
         version="1.0.0",
         description="Two reviewers in parallel (managers, finance), joined",
         steps={
-            "submit_document": _Submit(),
+            "submit_document": _Record("submit_document", "Submit the document for review", submitted=True),
             "manager_review": _reviewer("manager_review", "managers", "manager"),
             "finance_review": _reviewer("finance_review", "finance", "finance"),
             "collect_reviews": CollectReviews(),
@@ -148,14 +199,52 @@ def build_document_review() -> WorkflowDefinition:
     )
 
 
-class _Submit(BaseMachineStep):
-    """Mark the document as submitted for review."""
+REMINDER_AFTER = timedelta(minutes=2)
+ESCALATION_AFTER = timedelta(minutes=5)
 
-    name = "submit_document"
 
-    async def execute(self, context: WorkflowContext) -> None:
-        """Note the submission."""
-        context.set("submitted", True)
+class PayInvoice(BaseHumanStep):
+    """The payer (carol of finance unless the data names one) pays; late, it reminds, then moves."""
+
+    name = "pay_invoice"
+    title = "Pay supplier invoice"
+    description = (
+        "Pay the invoice and enter the bank's reference. A reminder is sent after 2 minutes and "
+        "every 2 minutes while the task is open; after 5 minutes it moves to the managers group."
+    )
+    assignee_key = "payer"
+    assignee = "carol"
+    # Short delays so that the reminder and the escalation happen while one tries the demo.
+    escalations = (
+        Escalation(after=REMINDER_AFTER, every=REMINDER_AFTER),
+        Escalation(after=ESCALATION_AFTER, to_group="managers"),
+    )
+    form_schema = {
+        "type": "object",
+        "properties": {
+            "payment_reference": {"type": "string", "title": "Payment reference", "minLength": 3, "maxLength": 64},
+            "paid_on": {"type": "string", "format": "date", "title": "Paid on"},
+            "notes": {"type": "string", "title": "Notes", "x-widget": "textarea", "maxLength": 4000},
+        },
+        "required": ["payment_reference", "paid_on"],
+    }
+
+
+def build_invoice_payment() -> WorkflowDefinition:
+    """Invoice payment: one task for finance with a repeating reminder and an escalation to the managers."""
+    return WorkflowDefinition(
+        name="invoice_payment",
+        version="1.0.0",
+        description="Finance pays an invoice; reminders after 2 minutes, the managers get it after 5",
+        steps={
+            "register_invoice": _Record("register_invoice", "Record the supplier's invoice", registered=True),
+            "pay_invoice": PayInvoice(),
+            "record_payment": _Record("record_payment", "Close the paid invoice", status="paid"),
+        },
+        edges=[Edge("register_invoice", "pay_invoice"), Edge("pay_invoice", "record_payment")],
+        initial_step="register_invoice",
+        terminal_steps={"record_payment"},
+    )
 
 
 def build_registry() -> WorkflowRegistry:
@@ -163,6 +252,7 @@ def build_registry() -> WorkflowRegistry:
     demo = WorkflowRegistry()
     demo.register_definition(build_expense_approval())
     demo.register_definition(build_document_review())
+    demo.register_definition(build_invoice_payment())
     return demo
 
 

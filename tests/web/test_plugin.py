@@ -28,7 +28,7 @@ async def test_defaults_mount_api_and_ui_and_inject_dependencies() -> None:
     async with AsyncTestClient(app) as client:
         assert (await client.get("/workflows/ui/login")).status_code == 200
         assert (await client.get("/workflows/tasks")).status_code == 401
-        assert (await client.get("/whoami")).json() == {"user": None, "prefix": "/workflows", "definitions": 2}
+        assert (await client.get("/whoami")).json() == {"user": None, "prefix": "/workflows", "definitions": 3}
         paths = (await client.get("/schema/openapi.json")).json()["paths"]
         assert "/workflows/instances" in paths
         assert "/workflows/events" in paths
