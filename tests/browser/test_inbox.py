@@ -51,6 +51,8 @@ async def test_complete_a_task_after_a_field_error(live_app: LiveApp, browser: B
     await page.get_by_label("Amount").fill("120")
     await page.get_by_role("button", name="Complete").click()
     await expect(page.get_by_text("No tasks.")).to_be_visible()
+    await page.goto(f"{live_app.url}/workflows/ui/instances/{instance.id}")
+    await expect(page.locator("#instance-status")).to_have_text("completed")
     await page.screenshot(path=str(tmp_path / "done.png"))
     done = await live_app.engine.get_instance(instance.id)
     assert done.status == WorkflowStatus.COMPLETED
