@@ -1,0 +1,235 @@
+"""What a code-first step returns: ``goto``, ``complete``, ``fail``, ``sleep`` and the waits.
+
+Each function builds one of the runtime's commands (``flowstar.model.commands``), the same
+objects a graph step of a ``routing="commands"`` definition returns.  Targets are step
+names; ``goto(self.review)`` and ``goto("review")`` are the same command.
+
+A wait whose ``next`` is left out is completed by the compiled step: it goes on with the
+step declared after the waiting one in the class body (see ``flowstar.flow.workflow``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flowstar.model.commands import WAKEUP_KEY, Complete, Fail, Goto, Sleep, Wait, WaitFor
+from flowstar.model.context import json_data
+from flowstar.model.errors import ValidationError
+
+__all__ = [
+    "Duration",
+    "StepRef",
+    "Wakeup",
+    "complete",
+    "fail",
+    "goto",
+    "seconds_of",
+    "sleep",
+    "step_name",
+    "wait",
+    "wait_for_event",
+    "wakeup",
+]
+
+Duration = timedelta | float | int
+"""A length of time: a ``timedelta`` or a number of seconds."""
+
+StepRef = str | Callable[..., Any]
+"""A step: its name, or the step method itself (``self.review``)."""
+
+
+def step_name(target: StepRef) -> str:
+    """The step name ``target`` refers to: a string as it is, a method by its step name.
+
+    Raises:
+        ValidationError: ``target`` is neither a non-empty string nor a function.
+    """
+    if isinstance(target, str):
+        if not target:
+            raise ValidationError("a step name must not be empty")
+        return target
+    func = getattr(target, "__func__", target)
+    name = getattr(func, "__flow_step_name__", None) or getattr(func, "__name__", None)
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"{target!r} is not a step: pass a step method or a step name")
+    return name
+
+
+def _optional_name(target: StepRef | None) -> str | None:
+    return None if target is None else step_name(target)
+
+
+def seconds_of(duration: Duration, what: str = "duration") -> float:
+    """``duration`` in seconds (a float).
+
+    Raises:
+        ValidationError: the duration is negative or not a number or a ``timedelta``.
+    """
+    if isinstance(duration, timedelta):
+        seconds = duration.total_seconds()
+    elif isinstance(duration, int | float) and not isinstance(duration, bool):
+        seconds = float(duration)
+    else:
+        raise ValidationError(f"{what} must be a timedelta or a number of seconds, got {duration!r}")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValidationError(f"{what} must be a finite, non-negative time, got {duration!r}")
+    return seconds
+
+
+def goto(target: StepRef) -> Goto:
+    """Go on with step ``target`` (``self.review`` or ``"review"``)."""
+    return Goto(step_name(target))
+
+
+def complete(**result: Any) -> Complete:
+    """End the workflow as completed; ``result``'s items are merged into its data."""
+    return Complete(json_data(result, "complete() result"))
+
+
+def fail(reason: str) -> Fail:
+    """End the workflow as failed with ``reason`` (not retried: retries are for exceptions)."""
+    if not isinstance(reason, str) or not reason:
+        raise ValidationError("fail() needs a non-empty reason")
+    return Fail(reason)
+
+
+def sleep(duration: Duration, next: StepRef | None = None) -> Sleep:
+    """Wait ``duration`` durably, then run ``next`` (default: this same step again)."""
+    return Sleep(seconds_of(duration, "sleep duration"), _optional_name(next))
+
+
+def _wait(
+    waits: tuple[WaitFor, ...],
+    timeout: Duration | None,
+    on_timeout: StepRef | None,
+    next: StepRef | None,
+    lookback: Duration | None,
+) -> Wait:
+    if on_timeout is not None and timeout is None:
+        raise ValidationError("on_timeout needs a timeout")
+    return Wait(
+        waits=waits,
+        next=_optional_name(next),
+        timeout=None if timeout is None else seconds_of(timeout, "wait timeout"),
+        on_timeout=_optional_name(on_timeout),
+        lookback=None if lookback is None else seconds_of(lookback, "wait lookback"),
+    )
+
+
+def _name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"a {what} name must be a non-empty string, got {name!r}")
+    return name
+
+
+def wait_for_event(  # noqa: PLR0917 - the documented positional order
+    name: str,
+    timeout: Duration | None = None,
+    on_timeout: StepRef | None = None,
+    next: StepRef | None = None,
+    filter: str | None = None,
+    lookback: Duration | None = None,
+) -> Wait:
+    """Wait for the external event ``name`` (reported with ``engine.report_event``).
+
+    Its payload is merged into the data, with ``event_id``, ``event_name`` and
+    ``entity_id``; then ``next`` runs (default: the step declared after this one).  After
+    ``timeout`` with no event, ``on_timeout`` runs (default: ``next``; ``wakeup()`` tells
+    which).  ``filter`` is a safe expression over the payload (``"amount > 100"``): events
+    it rejects pass by.  An event reported before the wait began counts when it is within
+    ``lookback`` (default: since the instance started).
+    """
+    if filter is not None and (not isinstance(filter, str) or not filter.strip()):
+        raise ValidationError("an event filter must be a non-empty expression")
+    return _wait((WaitFor("event", _name(name, "event"), filter),), timeout, on_timeout, next, lookback)
+
+
+class _WaitNamespace:
+    """``wait.for_signal``, ``wait.for_event`` and ``wait.any``."""
+
+    @staticmethod
+    def for_signal(
+        name: str,
+        timeout: Duration | None = None,
+        on_timeout: StepRef | None = None,
+        next: StepRef | None = None,
+        lookback: Duration | None = None,
+    ) -> Wait:
+        """Wait for signal ``name`` (sent with ``engine.signal``); its payload joins the data.
+
+        Then ``next`` runs (default: the step declared after this one); after ``timeout``
+        with no signal, ``on_timeout`` (default: ``next``).  A signal sent before the wait
+        began counts when it is within ``lookback`` (default: since the instance started).
+        """
+        return _wait((WaitFor("signal", _name(name, "signal")),), timeout, on_timeout, next, lookback)
+
+    for_event = staticmethod(wait_for_event)
+
+    @staticmethod
+    def any(
+        *waits: Wait,
+        timeout: Duration | None = None,
+        on_timeout: StepRef | None = None,
+        next: StepRef | None = None,
+        lookback: Duration | None = None,
+    ) -> Wait:
+        """Wait for the first of several signals and events (each a ``wait.for_signal(...)``
+        or ``wait_for_event(...)`` without ``next``/``timeout`` of its own).
+
+        ``wakeup()`` in the next step tells which one came (or that the timeout did).
+        """
+        if not waits:
+            raise ValidationError("wait.any() needs at least one wait")
+        found: list[WaitFor] = []
+        for part in waits:
+            if not isinstance(part, Wait):
+                raise ValidationError(f"wait.any() takes waits (wait.for_signal(...), ...), got {part!r}")
+            if part.next is not None or part.timeout is not None or part.on_timeout is not None:
+                raise ValidationError("give next, timeout and on_timeout to wait.any(), not to the waits inside it")
+            found.extend(part.waits)
+        return _wait(tuple(found), timeout, on_timeout, next, lookback)
+
+
+wait = _WaitNamespace()
+"""The signal waits: ``wait.for_signal(name, ...)``, ``wait.for_event(...)``, ``wait.any(...)``."""
+
+
+@dataclass(frozen=True)
+class Wakeup:
+    """What ended the wait (or sleep) before the current step.
+
+    Attributes:
+        kind: ``"signal"``, ``"event"``, ``"timeout"`` or ``"timer"`` (a sleep ended).
+        name: the signal's or event's name (None for a timeout or timer).
+        details: the runtime's whole wake-up record.
+    """
+
+    kind: str
+    name: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether the wait's timeout ran out before anything came."""
+        return self.kind == "timeout"
+
+
+def wakeup(data: Mapping[str, Any] | None = None) -> Wakeup | None:
+    """What woke this step up (None when it did not follow a wait or sleep).
+
+    Reads the runtime's ``_wakeup`` record from the data of the running step (or ``data``).
+    Only the step that runs right after the wait (or sleep) sees it: the compiled step
+    clears the record when it has run.
+    """
+    if data is None:
+        from flowstar.flow.context import current_data
+
+        data = current_data()
+    record = data.get(WAKEUP_KEY)
+    if not isinstance(record, Mapping):
+        return None
+    name = record.get("name")
+    return Wakeup(str(record.get("kind", "")), name if isinstance(name, str) else None, dict(record))
