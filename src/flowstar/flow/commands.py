@@ -10,12 +10,14 @@ step declared after the waiting one in the class body (see ``flowstar.flow.workf
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flowstar.model.commands import WAKEUP_KEY, Complete, Fail, Goto, Sleep, Wait, WaitFor
+from flowstar.model.conditions import Condition
 from flowstar.model.context import json_data
 from flowstar.model.errors import ValidationError
 
@@ -24,6 +26,7 @@ __all__ = [
     "StepRef",
     "Wakeup",
     "complete",
+    "event_filter",
     "fail",
     "goto",
     "seconds_of",
@@ -142,9 +145,47 @@ def wait_for_event(  # noqa: PLR0917 - the documented positional order
     it rejects pass by.  An event reported before the wait began counts when it is within
     ``lookback`` (default: since the instance started).
     """
-    if filter is not None and (not isinstance(filter, str) or not filter.strip()):
+    source = None if filter is None else event_filter(filter)
+    return _wait((WaitFor("event", _name(name, "event"), source),), timeout, on_timeout, next, lookback)
+
+
+class _PayloadNames(ast.NodeTransformer):
+    """``amount`` -> ``context.get('amount')``: the conditions' spelling of a payload field."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        # ``context.get('x')`` (already the conditions' spelling) and method calls keep
+        # their function; only their arguments are rewritten.
+        node.args = [self.visit(a) for a in node.args]
+        node.keywords = [self.visit(k) for k in node.keywords]
+        if not isinstance(node.func, ast.Name):
+            node.func = self.visit(node.func)
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id == "context":
+            return node
+        getter = ast.Attribute(value=ast.Name("context", ast.Load()), attr="get", ctx=ast.Load())
+        return ast.Call(func=getter, args=[ast.Constant(node.id)], keywords=[])
+
+
+def event_filter(expression: str) -> str:
+    """An event filter in the runtime's condition language: payload fields may be named
+    bare (``amount > 100 and currency == 'EUR'``), as ``context.get('amount')`` reads them.
+
+    Raises:
+        ValidationError: an empty filter.
+        UnsafeExpressionError: one the safe evaluator refuses (it is checked now).
+    """
+    if not isinstance(expression, str) or not expression.strip():
         raise ValidationError("an event filter must be a non-empty expression")
-    return _wait((WaitFor("event", _name(name, "event"), filter),), timeout, on_timeout, next, lookback)
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        source = expression  # the evaluator says what is wrong
+    else:
+        source = ast.unparse(ast.fix_missing_locations(_PayloadNames().visit(tree)))
+    Condition(source)
+    return source
 
 
 class _WaitNamespace:
@@ -221,8 +262,8 @@ def wakeup(data: Mapping[str, Any] | None = None) -> Wakeup | None:
     """What woke this step up (None when it did not follow a wait or sleep).
 
     Reads the runtime's ``_wakeup`` record from the data of the running step (or ``data``).
-    Only the step that runs right after the wait (or sleep) sees it: the compiled step
-    clears the record when it has run.
+    Only the step that runs right after the wait (or sleep) sees it: the runtime drops the
+    record once that step has run.
     """
     if data is None:
         from flowstar.flow.context import current_data

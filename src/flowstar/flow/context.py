@@ -235,8 +235,13 @@ class ContextModel:
                 # says which field, pydantic's serializer would only warn.
                 warnings.simplefilter("ignore")
                 values = cast(Any, context).model_dump(mode="json")
+        elif self.kind == "msgspec":
+            struct_fields = msgspec.structs.fields(cast(Any, context))
+            values = msgspec.to_builtins({f.encode_name: getattr(context, f.name) for f in struct_fields})
         else:
-            values = msgspec.to_builtins(context)
+            # Field by field: to_builtins leaves out some of a dataclass's default values.
+            fields = dataclasses.fields(cast(Any, context))
+            values = msgspec.to_builtins({f.name: getattr(context, f.name) for f in fields})
         result: dict[str, Any] = json_data(values, f"the context of workflow {self.workflow!r}")
         return result
 

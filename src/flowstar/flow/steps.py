@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from flowstar.flow.context import EVENT_KEY, ContextModel, EventInfo, StepScope, enter, leave
-from flowstar.model.commands import COMMAND_TYPES, WAKEUP_KEY, Fail, Wait
+from flowstar.model.commands import COMMAND_TYPES, Fail, Wait
 from flowstar.model.errors import ValidationError
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep
 
@@ -72,10 +72,7 @@ class MethodCall:
                 result = await asyncio.to_thread(bound, **kwargs)
         finally:
             leave(token)
-        changes = self.model.changes(data, typed)
-        if data.get(WAKEUP_KEY) is not None:
-            changes[WAKEUP_KEY] = None  # only the step right after a wait sees its wake-up
-        context.update(changes)
+        context.update(self.model.changes(data, typed))
         return self._command(step_name, result)
 
     def _event_context(self, context: WorkflowContext) -> None:
