@@ -39,6 +39,7 @@ from flowstar import (
     WorkflowRegistry,
 )
 from flowstar.db import create_database_engine
+from flowstar.model.waits import SignalStep
 
 __all__ = ["FANOUT", "SIDE_EFFECTS", "SIDE_EFFECTS_DDL", "Traced", "registry"]
 
@@ -164,6 +165,23 @@ def _timed() -> WorkflowDefinition:
     )
 
 
+def _signalled() -> WorkflowDefinition:
+    """Waits ``delay`` seconds on a timer, then for the signal ``go``."""
+    return WorkflowDefinition(
+        name="signalled",
+        version="1.0.0",
+        steps={
+            "arm": Traced("arm"),
+            "pause": TimerStep("pause", duration=lambda data: float(data["delay"])),
+            "go": SignalStep("go"),
+            "fired": Traced("fired"),
+        },
+        edges=[Edge("arm", "pause"), Edge("pause", "go"), Edge("go", "fired")],
+        initial_step="arm",
+        terminal_steps={"fired"},
+    )
+
+
 def _escalating() -> WorkflowDefinition:
     """A task that moves to carol when bob leaves it open for a second."""
     to_carol = Escalation(after=timedelta(seconds=1), to_user="carol")
@@ -205,6 +223,7 @@ def build_registry() -> WorkflowRegistry:
     built.register_definition(_fanout())
     built.register_definition(_timed())
     built.register_definition(_escalating())
+    built.register_definition(_signalled())
     return built
 
 

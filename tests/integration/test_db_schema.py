@@ -36,6 +36,7 @@ TABLES = {
     "workflow_outbox",
     "workflow_task_candidates",
     "workflow_task_audit",
+    "workflow_signals",
     VERSION_TABLE,
 }
 

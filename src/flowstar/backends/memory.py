@@ -17,11 +17,13 @@ from flowstar.model.changes import keep_creation_fields, record_changes, task_ch
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.pages import InstanceQuery, TaskQuery
+from flowstar.model.signals import SIGNAL_SCAN_LIMIT
 from flowstar.model.state import (
     CommitPlan,
     HumanTask,
     InstanceState,
     RecordUpdate,
+    SignalEntry,
     StepRecord,
     TaskAuditEntry,
     TaskUpdate,
@@ -49,6 +51,7 @@ class MemoryStore:
         self.audit: dict[str, list[TaskAuditEntry]] = {}
         self.definitions: dict[tuple[str, str], dict[str, Any]] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> instance id
+        self.signals: list[SignalEntry] = []
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
         """Remember the definition's description."""
@@ -204,6 +207,40 @@ class MemoryStore:
             if tokens and (due_before is None or min(t.due_at or t.created_at for t in tokens) <= due_before):
                 found.extend((state.id, t) for t in tokens)
         return found
+
+    async def record_signal(self, entry: SignalEntry) -> None:
+        """Log a signal or an event."""
+        self.signals.append(entry)
+
+    async def find_signals(
+        self, kind: str, name: str, *, tenant_id: str | None, since: datetime, entity_id: str | None = None
+    ) -> list[SignalEntry]:
+        """Logged entries of ``kind`` and ``name`` in the tenant since ``since``, oldest first."""
+        found = [
+            e
+            for e in self.signals
+            if e.kind == kind
+            and e.name == name
+            and e.tenant_id == tenant_id
+            and e.recorded_at >= since
+            and (entity_id is None or e.entity_id == entity_id)
+        ]
+        found.sort(key=lambda e: (e.recorded_at, e.id))
+        return found[:SIGNAL_SCAN_LIMIT]
+
+    async def waiting_instances(
+        self, key: str, *, tenant_id: str | None, after: str | None = None, limit: int = 500
+    ) -> list[str]:
+        """Ids of active instances of the tenant waiting for ``key``, by id, after ``after``."""
+        found = sorted(
+            s.id
+            for s in self.instances.values()
+            if s.tenant_id == tenant_id
+            and s.status in ACTIVE_WORKFLOW_STATUSES
+            and (after is None or s.id > after)
+            and key in s.waiting_for
+        )
+        return found[:limit]
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -125,7 +125,7 @@ _TASK_UPDATE_COLUMNS: Columns = (
     ("claimed_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )
-_JSON_STATE = {"context_data", "tokens", "joins", "history", "metadata"}
+_JSON_STATE = {"context_data", "tokens", "joins", "history", "metadata", "waiting_for", "deliveries"}
 
 
 def _value(column: str) -> str:

@@ -45,6 +45,8 @@ STATE_COLUMNS = (
     "history",
     "dispatch_at",
     "updated_at",
+    "waiting_for",
+    "deliveries",
 )
 # The ones written only when the instance is created (see ``model.changes.CREATION_FIELDS``).
 CREATE_COLUMNS = (
@@ -168,6 +170,9 @@ def _state_row(state: InstanceState) -> dict[str, Any]:
         "history": to_json(state.history),
         "dispatch_at": dispatch_at(state),
         "updated_at": state.updated_at,
+        # NULL when it waits for no signal or event: most instances, and no index entry.
+        "waiting_for": state.waiting_for or None,
+        "deliveries": state.deliveries or None,
     }
 
 

@@ -111,6 +111,7 @@ def state_from_row(row: Row[Any] | Mapping[str, Any]) -> InstanceState:
         tenant_id=m["tenant_id"],
         created_by=m["created_by"],
         idempotency_key=m["idempotency_key"],
+        deliveries=json_column(m["deliveries"]) or {},
         metadata=json_column(m["metadata"]) or {},
         history=history,
         started_at=m["started_at"],

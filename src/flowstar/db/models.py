@@ -23,6 +23,7 @@ __all__ = [
     "Base",
     "HumanTaskModel",
     "OutboxModel",
+    "SignalModel",
     "StepExecutionModel",
     "TaskAuditModel",
     "TaskCandidateModel",
@@ -99,6 +100,8 @@ class WorkflowInstanceModel(_Timestamps, Base):
         Index("ix_workflow_instances_started", "started_at", "id"),
         # A unique index, not a constraint: SQLite adds it without rebuilding the table.
         Index("uq_workflow_instances_idempotency_key", "idempotency_key", unique=True),
+        # Containment queries (``waiting_for @> '["signal:x"]'``) on PostgreSQL.
+        Index("ix_workflow_instances_waiting_for", "waiting_for", postgresql_using="gin"),
     )
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
@@ -125,6 +128,11 @@ class WorkflowInstanceModel(_Timestamps, Base):
     # The start's idempotency key with its tenant: a second start with it writes nothing.
     # Added by migration 0003: last in the table (sort_order), where SQLite's ADD COLUMN puts it.
     idempotency_key: Mapped[str | None] = mapped_column(String(600), nullable=True, sort_order=1)
+    # Added by migration 0004: the keys of its open signal and event waits (a JSON list, NULL
+    # when none: ``Engine.signal`` finds the instances to wake by it) and the last signal of
+    # each name it consumed (``InstanceState.deliveries``).
+    waiting_for: Mapped[list[str] | None] = mapped_column(JsonB, nullable=True, sort_order=2)
+    deliveries: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True, sort_order=2)
 
     # Loaded like ``WorkflowDefinitionModel.instances`` (``awaitable_attrs.definition``).
     definition: Mapped[WorkflowDefinitionModel | None] = relationship(
@@ -238,3 +246,24 @@ class OutboxModel(Base):
     instance_id: Mapped[UUID] = mapped_column(GUID, index=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+
+
+class SignalModel(Base):
+    """A signal sent or an external event reported (``flowstar.model.state.SignalEntry``).
+
+    Kept so that a wait that begins after its signal still receives it (the lookback), and
+    so that a reported event's pending start can be found and moved.
+    """
+
+    __tablename__ = "workflow_signals"
+    __table_args__ = (Index("ix_workflow_signals_lookup", "kind", "name", "tenant_id", "recorded_at"),)
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(255))
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    instance_id: Mapped[UUID | None] = mapped_column(GUID, nullable=True)
+    entity_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    occurs_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)

@@ -9,6 +9,7 @@ activated with the activation loop of ``flowstar.engine.loop``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -19,10 +20,16 @@ from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Dispatcher, Store
-from flowstar.engine.tasks import EngineTasks
+from flowstar.engine.signals import (
+    RESCHEDULE_WINDOW,
+    EngineSignals,
+    event_entry,
+    event_key,
+    not_started,
+    triggered_data,
+)
 from flowstar.engine.views import WorkflowInstance, instance_view
 from flowstar.model.access import User, check_admin
-from flowstar.model.context import json_object
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus
 from flowstar.model.errors import (
@@ -33,7 +40,7 @@ from flowstar.model.errors import (
     TaskNotFoundError,
 )
 from flowstar.model.registry import WorkflowRegistry, default_registry
-from flowstar.model.state import CommitPlan, InstanceState, Token, scoped_idempotency_key
+from flowstar.model.state import CommitPlan, InstanceState, SignalEntry, Token, scoped_idempotency_key
 from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
     cancel_instance,
@@ -50,7 +57,7 @@ log = structlog.get_logger("flowstar.engine")
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
-class Engine(EngineTasks):
+class Engine(EngineSignals):
     """Runs workflow instances on the given store and dispatcher.
 
     Args:
@@ -134,6 +141,7 @@ class Engine(EngineTasks):
         created_by: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        start_at: datetime | None = None,
     ) -> WorkflowInstance:
         """Create an instance of ``workflow`` (a name, workflow class or definition).
 
@@ -143,7 +151,8 @@ class Engine(EngineTasks):
 
         With an ``idempotency_key`` (unique per tenant, kept in the store): a start with a
         key used before starts nothing and returns the instance that key started, also when
-        two starts race in different processes.
+        two starts race in different processes.  With ``start_at`` its first step runs at
+        that time (a durable timer), not at once.
 
         Raises:
             TypeError: neither or both of ``workflow`` and ``workflow_name``.
@@ -175,6 +184,7 @@ class Engine(EngineTasks):
             created_by=created_by,
             metadata=dict(metadata or {}),
             idempotency_key=scoped_key,
+            start_at=start_at,
         )
         instance_id = plan.instance.id
         if not await self._commit(plan):
@@ -282,11 +292,74 @@ class Engine(EngineTasks):
 
     # -- the activation loop ------------------------------------------------------------
 
-    # -- internals ----------------------------------------------------------------------
+    async def report_event(
+        self,
+        name: str,
+        entity_id: str | int,
+        *,
+        at: datetime | None = None,
+        payload: Mapping[str, Any] | None = None,
+        tenant_id: str | None = None,
+    ) -> str:
+        """Report external event ``name`` about ``entity_id`` (happening ``at``, default now).
 
-    def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
-        """A mapping entering through the API as JSON data, within the size limit (see ``json_object``)."""
-        return json_object(payload, what, self.max_payload_bytes)
+        It wakes the instances waiting for it (``EventStep``, ``wait_for_event``; their
+        filters decide), and starts the definitions it triggers (``WorkflowDefinition.trigger``)
+        at its time plus their offset (at once when that is past).  Reporting the same event
+        (name, entity, time) again starts nothing more; reporting it with another time moves
+        a start that has not happened yet (the earlier one is canceled).  Returns its id.
+
+        Raises:
+            ValidationError: an empty name or entity id, a time without a time zone, or a
+                payload that is not a JSON object within the size limit.
+        """
+        now = self.clock.now()
+        entry = event_entry(
+            name, entity_id, at=at, payload=self._payload(payload or {}, "event payload"), tenant_id=tenant_id, now=now
+        )
+        earlier = await self.store.find_signals(
+            "event", entry.name, tenant_id=tenant_id, since=now - RESCHEDULE_WINDOW, entity_id=entry.entity_id
+        )
+        await self.store.record_signal(entry)
+        await self._wake(entry)
+        for definition in self.registry.list_definitions():
+            if definition.trigger is not None and definition.trigger.event == entry.name:
+                await self._start_triggered(definition, entry, earlier[-1] if earlier else None)
+        return entry.id
+
+    async def _start_triggered(
+        self, definition: WorkflowDefinition, entry: SignalEntry, earlier: SignalEntry | None
+    ) -> None:
+        """Start ``definition`` at the event's time plus its offset, moving an earlier pending start."""
+        assert definition.trigger is not None
+        assert entry.occurs_at is not None
+        if earlier is not None and earlier.occurs_at != entry.occurs_at:
+            await self._cancel_pending_start(definition, earlier, entry.occurs_at)
+        start_at = entry.occurs_at + timedelta(seconds=definition.trigger.offset_seconds)
+        await self.start_workflow(
+            definition.name,
+            triggered_data(entry),
+            definition.version,
+            tenant_id=entry.tenant_id,
+            idempotency_key=event_key(definition, entry),
+            start_at=start_at if start_at > self.clock.now() else None,
+        )
+
+    async def _cancel_pending_start(
+        self, definition: WorkflowDefinition, earlier: SignalEntry, moved_to: datetime
+    ) -> None:
+        """Cancel the start an earlier time of the event scheduled, if it has not run yet."""
+        key = scoped_idempotency_key(earlier.tenant_id, event_key(definition, earlier))
+        known = await self.store.instance_for_key(key) if key is not None else None
+        state = await self.store.load_instance(known) if known is not None else None
+        if state is None or not not_started(state, definition, self.clock.now()):
+            return
+        try:
+            await self.cancel_workflow(state.id, f"rescheduled: the event is now at {moved_to.isoformat()}")
+        except InvalidTransitionError:
+            log.info("the pending start ran meanwhile", instance_id=state.id)
+
+    # -- internals ----------------------------------------------------------------------
 
     async def _complete_task_token(
         self, state: InstanceState, token: Token, user_id: str | None, data: Mapping[str, Any]

@@ -10,7 +10,7 @@ dispatches the others.  ``Engine`` (``core.py``) adds the public calls on top.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -26,13 +26,21 @@ from flowstar.engine.ports import Dispatcher
 from flowstar.engine.reads import EngineReads
 from flowstar.engine.runner import describe_error, run_step
 from flowstar.engine.views import as_uuid, definition_uuid
-from flowstar.model.context import step_context
+from flowstar.model.context import json_object, step_context
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.errors import ConcurrencyError, ContextSerializationError, TaskAlreadyCompletedError
 from flowstar.model.registry import WorkflowRegistry
-from flowstar.model.state import CommitPlan, InstanceState, Token
+from flowstar.model.signals import accepts
+from flowstar.model.state import CommitPlan, InstanceState, SignalEntry, Token
 from flowstar.model.task_transitions import escalate_task
-from flowstar.model.transitions import StaleTokenError, StepResult, apply_step_result, last_actor, resume_wait
+from flowstar.model.transitions import (
+    StaleTokenError,
+    StepResult,
+    apply_step_result,
+    deliver_signal,
+    last_actor,
+    resume_wait,
+)
 
 __all__ = ["MAX_COMMIT_CONFLICTS", "Build", "EngineLoop"]
 
@@ -55,6 +63,7 @@ class EngineLoop(EngineReads):
     event_bus: EventBus | None
     clock: Clock
     commit_listeners: list[Callable[[CommitPlan], None]]
+    max_payload_bytes: int
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,8 +117,23 @@ class EngineLoop(EngineReads):
             self._runs.leave(instance_id)
 
     async def _follow(self, plan: CommitPlan, run: ActivationRun, scope: _RunScope) -> None:
-        """Dispatch what ``plan`` activated, executing one next activation here while allowed."""
-        while tokens := plan.dispatch:
+        """Dispatch what ``plan`` activated, executing one next activation here while allowed.
+
+        A plan that opened signal or event waits first looks for one that came before the
+        wait began (``_early_arrival``): it is delivered, and the loop goes on from there.
+        """
+        while True:
+            if plan.waits:
+                if plan.dispatch:
+                    await self.dispatcher.dispatch(plan.instance.id, list(plan.dispatch))
+                arrived = await self._early_arrival(plan, scope)
+                if arrived is None:
+                    return
+                plan = arrived
+                continue
+            tokens = plan.dispatch
+            if not tokens:
+                return
             keep = _chainable(tokens)
             if keep is not None and not await self.dispatcher.may_chain(run, keep):
                 keep = None
@@ -137,6 +161,44 @@ class EngineLoop(EngineReads):
             log.exception("activation crashed", instance_id=instance_id)
         finally:
             self._runs.leave(instance_id)
+
+    async def _early_arrival(self, plan: CommitPlan, scope: _RunScope) -> CommitPlan | None:
+        """Deliver a logged signal or event that one of the plan's new waits accepts, if any.
+
+        Signals are logged before they look for waiting instances, and waits are committed
+        before they look in the log: whichever comes second finds the other, so no wake-up
+        is lost; a second delivery finds the wait gone and changes nothing.
+        """
+        state = plan.instance
+        for token in plan.waits:
+            wait = token.wait
+            assert wait is not None
+            assert wait.name is not None
+            since = wait.since or state.started_at
+            for entry in await self.store.find_signals(token.kind, wait.name, tenant_id=state.tenant_id, since=since):
+                if accepts(state, token, entry):
+                    return await self._deliver(state.id, token.id, entry, scope.definition)
+        return None
+
+    async def _deliver(
+        self, instance_id: str, token_id: str, entry: SignalEntry, definition: WorkflowDefinition | None = None
+    ) -> CommitPlan | None:
+        """End the wait ``token_id`` with ``entry``; None if it had ended already."""
+        now = self.clock.now()
+        events = self.events_enabled
+        try:
+            return await self._apply(
+                instance_id,
+                lambda d, s: deliver_signal(d, s, token_id, entry, now=now, new_id=new_id, events=events),
+                None,
+                definition,
+            )
+        except TaskAlreadyCompletedError:
+            return None
+
+    def _payload(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """A mapping entering through the API as JSON data, within the size limit (see ``json_object``)."""
+        return json_object(payload, what, self.max_payload_bytes)
 
     def _scope(self, state: InstanceState) -> _RunScope:
         definition = self._definition(state)

@@ -15,7 +15,7 @@ from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent
 from flowstar.model.pages import InstanceQuery, TaskQuery
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, TaskAuditEntry, Token
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, SignalEntry, StepRecord, TaskAuditEntry, Token
 
 __all__ = ["ActivationRunner", "Dispatcher", "Outbox", "PendingActivations", "Store"]
 
@@ -68,6 +68,26 @@ class Store(PendingActivations, Protocol):
 
     async def instance_for_key(self, idempotency_key: str) -> str | None:
         """The id of the instance started with this (tenant-scoped) idempotency key, if any."""
+
+    async def record_signal(self, entry: SignalEntry) -> None:
+        """Log a signal sent or an event reported (waits that begin later look it up)."""
+
+    async def find_signals(
+        self, kind: str, name: str, *, tenant_id: str | None, since: datetime, entity_id: str | None = None
+    ) -> list[SignalEntry]:
+        """Logged entries of ``kind`` and ``name`` in the tenant recorded at or after ``since``.
+
+        Oldest first, at most ``flowstar.model.signals.SIGNAL_SCAN_LIMIT``; with ``entity_id``
+        only those about that entity.
+        """
+
+    async def waiting_instances(
+        self, key: str, *, tenant_id: str | None, after: str | None = None, limit: int = 500
+    ) -> list[str]:
+        """Ids of active instances of the tenant waiting for ``key`` (``"signal:approval"``).
+
+        Ordered by id, at most ``limit``, those after ``after`` (keyset pages).
+        """
 
     def forget(self, instance_id: str) -> None:
         """Drop any state of the instance the store keeps cached: the next load reads it."""

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowstar.engine.groups import ParallelGroup, StepGroup, gather
+from flowstar.model.commands import COMMAND_TYPES, Complete
 from flowstar.model.context import WorkflowContext, json_data
 from flowstar.model.enums import StepStatus, StepType
 from flowstar.model.errors import StepTimeoutError
@@ -170,6 +171,7 @@ async def run_step(
     started = now()
     inner: list[InnerRecord] = []
     targets = None
+    command = None
     try:
         # Most steps are plain: awaiting their body directly saves a coroutine per step.
         if _is_plain(step):
@@ -178,6 +180,10 @@ async def run_step(
             ran, result, targets = await _run_body(step, context, inner, now)
             if not ran:
                 return StepResult(status="skipped", started_at=started, finished_at=now())
+        if isinstance(result, COMMAND_TYPES):
+            # What happens next, not an output; a completion's result is its output.
+            command = result
+            result = result.result if isinstance(result, Complete) else None
         output = None if result is None else output_of(step, result)
         if getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
             await step.on_success(context, result)
@@ -191,6 +197,7 @@ async def run_step(
         output=output,
         targets=targets,
         inner=inner,
+        command=command,
     )
 
 

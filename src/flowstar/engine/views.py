@@ -88,6 +88,24 @@ class WorkflowInstance:
         return self._state.workflow_name
 
     @property
+    def waiting_for(self) -> list[str]:
+        """The signals and events it waits for, as keys (``["signal:approval", "event:paid"]``)."""
+        return self._state.waiting_for
+
+    @property
+    def waiting_signal(self) -> str | None:
+        """The name of a signal it waits for (the first by name), or None."""
+        for key in self._state.waiting_for:
+            if key.startswith("signal:"):
+                return key.removeprefix("signal:")
+        return None
+
+    @property
+    def wake_at(self) -> datetime | None:
+        """When its earliest timer fires (a sleep, a wait's timeout, a timer step, a retry), or None."""
+        return self._state.next_due_at
+
+    @property
     def definition_name(self) -> str:
         """Alias of ``workflow_name``."""
         return self._state.workflow_name

@@ -13,20 +13,22 @@ instructions: slots, enum members bound to module names (an enum attribute looku
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
-from flowstar.model.conditions import ConditionEvaluationError
+from flowstar.model.commands import Command, Complete, Fail, Goto, Sleep, Wait
+from flowstar.model.conditions import Condition, ConditionEvaluationError
 from flowstar.model.context import WorkflowContext
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepStatus, StepType, TaskStatus, WorkflowStatus
-from flowstar.model.errors import InvalidTransitionError, StepExecutionError
+from flowstar.model.errors import InvalidTransitionError, StepExecutionError, UnsafeExpressionError
 from flowstar.model.events import HumanTaskCreated, StepStarted, WorkflowCompleted, WorkflowEvent, WorkflowFailed
 from flowstar.model.state import (
     DISPATCHED_KINDS,
     HISTORY_LIMIT,
+    WAIT_KINDS,
     CommitPlan,
     HistoryEntry,
     HumanTask,
@@ -38,9 +40,10 @@ from flowstar.model.state import (
     TaskUpdate,
     Token,
     TokenKind,
+    WaitInfo,
 )
 from flowstar.model.steps import BaseHumanStep
-from flowstar.model.waits import TimerStep
+from flowstar.model.waits import EventStep, SignalStep, TimerStep
 
 __all__ = ["NewId", "PlanBuilder", "StaleTokenError"]
 
@@ -49,6 +52,8 @@ NewId = Callable[[], str]
 _HUMAN = StepType.HUMAN
 _TIMER = StepType.TIMER
 _WEBHOOK = StepType.WEBHOOK
+_SIGNAL = StepType.SIGNAL
+_EVENT = StepType.EVENT
 _WAITING_STEP = StepStatus.WAITING
 _CANCELED_STEP = StepStatus.CANCELED
 _FAILED = WorkflowStatus.FAILED
@@ -89,6 +94,7 @@ class PlanBuilder:
         "step_types",
         "task_updates",
         "voided",
+        "waits",
     )
 
     def __init__(
@@ -118,6 +124,8 @@ class PlanBuilder:
         self.task_updates: list[TaskUpdate] = []
         # A tuple until a task change records an entry: a plain step makes no list for it.
         self.audit: list[TaskAuditEntry] | tuple[()] = ()
+        # Signal and event waits this plan opens (the engine looks for early arrivals).
+        self.waits: list[Token] | tuple[()] = ()
 
     # -- events and records -------------------------------------------------------------
 
@@ -187,6 +195,7 @@ class PlanBuilder:
         task_id: str | None = None,
         record_id: str | None = None,
         escalation: int | None = None,
+        wait: WaitInfo | None = None,
     ) -> Token:
         """Add a token; dispatchable ones go to the dispatcher after the commit."""
         state = self.state
@@ -200,12 +209,27 @@ class PlanBuilder:
             record_id=record_id,
             created_at=self.now,
             escalation=escalation,
+            wait=wait,
         )
         state.tokens[token.id] = token
         state.current_step = step
         if kind in DISPATCHED_KINDS:  # Token.dispatchable, without the property call
             self.dispatch.append(token)
+        elif kind in WAIT_KINDS:
+            if isinstance(self.waits, tuple):
+                self.waits = []
+            self.waits.append(token)
         return token
+
+    def end_wait(self, token: Token) -> None:
+        """Void the other tokens of the wait ``token`` ends (its other signals, its timeout)."""
+        group = token.wait.group if token.wait is not None else None
+        if group is None:
+            return
+        tokens = self.state.tokens
+        for other in [t.id for t in tokens.values() if t.wait is not None and t.wait.group == group]:
+            del tokens[other]
+            self.voided.append(other)
 
     def drop_escalations(self, task_id: str) -> None:
         """Void the escalation timers of task ``task_id``: the task is finished."""
@@ -234,8 +258,63 @@ class PlanBuilder:
         elif kind is _WEBHOOK:
             record = self.waiting_record(step_name, kind)
             self.add_token(step_name, "webhook", record_id=record.id)
+        elif kind is _SIGNAL or kind is _EVENT:
+            step = self.definition.steps[step_name]
+            assert isinstance(step, SignalStep | EventStep)
+            self.open_wait(step_name, step.command(), then=None, timeout_then=step.on_timeout)
         else:
             self.add_token(step_name, "run", attempt=attempt, due_at=due_at)
+
+    def open_wait(self, step_name: str, wait: Wait, *, then: str | None, timeout_then: str | None) -> None:
+        """Open a wait for the first of ``wait.waits`` (and its timeout), one token each.
+
+        ``then`` is entered when a signal or event ends the wait, ``timeout_then`` on timeout
+        (None: along the waiting step's edges).
+        """
+        if not wait.waits and wait.timeout is None:
+            self.fail(f"step {step_name!r} waits for nothing", step_name)
+            return
+        first = wait.waits[0].kind if wait.waits else "signal"
+        record = self.waiting_record(step_name, _SIGNAL if first == "signal" else _EVENT)
+        group = self.new_id()
+        since = self.state.started_at if wait.lookback is None else self.now - timedelta(seconds=wait.lookback)
+        for awaited in wait.waits:
+            info = WaitInfo(name=awaited.name, then=then, group=group, since=since, filter=awaited.filter)
+            self.add_token(step_name, awaited.kind, record_id=record.id, wait=info)
+        if wait.timeout is not None:
+            due = self.now + timedelta(seconds=wait.timeout)
+            self.add_token(
+                step_name, "timer", due_at=due, record_id=record.id, wait=WaitInfo(then=timeout_then, group=group)
+            )
+
+    def follow(self, step_name: str, command: Command) -> None:
+        """Carry out the command a step returned (see ``flowstar.model.commands``)."""
+        if isinstance(command, Goto):
+            self.enter_named(step_name, command.target, "goto")
+        elif isinstance(command, Complete):
+            self.state.data.update(command.result)
+        elif isinstance(command, Fail):
+            self.fail(f"step {step_name!r} failed the workflow: {command.reason}", step_name)
+        elif isinstance(command, Sleep):
+            record = self.waiting_record(step_name, _TIMER)
+            due = self.now + timedelta(seconds=command.seconds)
+            info = WaitInfo(then=command.next or step_name)
+            self.add_token(step_name, "timer", due_at=due, record_id=record.id, wait=info)
+        elif command.next is None:
+            self.fail(f"step {step_name!r} waits with no step to go on with (give next=)", step_name)
+        else:
+            problem = _wait_problem(self.definition, command)
+            if problem is not None:
+                self.fail(f"step {step_name!r}: {problem}", step_name)
+                return
+            self.open_wait(step_name, command, then=command.next, timeout_then=command.on_timeout or command.next)
+
+    def enter_named(self, step_name: str, target: str, how: str) -> None:
+        """Enter ``target``, a step named at run time; fails the instance if there is none."""
+        if target not in self.definition.steps:
+            self.fail(f"step {step_name!r}: {how} {target!r}, which is not a step of the workflow", step_name)
+            return
+        self.enter(target)
 
     def waiting_record(self, step_name: str, kind: StepType, assigned_to: str | None = None) -> StepRecord:
         """The record of a step that starts waiting (a task, a timer, a webhook)."""
@@ -298,19 +377,32 @@ class PlanBuilder:
 
     # -- routing ------------------------------------------------------------------------
 
-    def route(self, step_name: str, targets: list[str] | None = None) -> None:
-        """Follow the edges out of a finished step (or the gateway's chosen targets)."""
+    def route(self, step_name: str, targets: list[str] | None = None, exclude: str | None = None) -> None:
+        """Follow the edges out of a finished step (or the gateway's chosen targets).
+
+        ``exclude``: a target not to take (a wait step's timeout edge when the wait ended in time).
+        """
         if self.state.status is _FAILED:
             return
         if targets is None:
+            if self.definition.routing == "commands":
+                self.fail(
+                    f"step {step_name!r} returned no command (return goto(...), complete(), sleep(...) or a wait)",
+                    step_name,
+                )
+                return
             if step_name in self.definition.terminal_steps:
                 return
             graph = self.graph
-            chosen = graph.fixed_targets.get(step_name)
+            chosen = graph.fixed_targets.get(step_name) if exclude is None else None
             if chosen is None:
                 try:
                     context = WorkflowContext(data=self.state.data, current_step=step_name)
-                    chosen = tuple(e.target for e in graph.outgoing.get(step_name, ()) if e.matches(context))
+                    chosen = tuple(
+                        e.target
+                        for e in graph.outgoing.get(step_name, ())
+                        if e.target != exclude and e.matches(context)
+                    )
                 except ConditionEvaluationError as exc:
                     self.fail(f"step {step_name!r}: {exc}", step_name)
                     return
@@ -407,7 +499,23 @@ class PlanBuilder:
         )
         if self.audit:
             plan.audit = self.audit
+        if self.waits:
+            plan.waits = [t for t in self.waits if t.id in state.tokens]
         return plan
+
+
+def _wait_problem(definition: WorkflowDefinition, wait: Wait) -> str | None:
+    """Why a step's ``Wait`` cannot be opened (a target that is no step, an unsafe filter), or None."""
+    for target in (wait.next, wait.on_timeout):
+        if target is not None and target not in definition.steps:
+            return f"the wait goes on with {target!r}, which is not a step"
+    for awaited in wait.waits:
+        if awaited.filter is not None:
+            try:
+                Condition(awaited.filter)
+            except UnsafeExpressionError as exc:
+                return f"the filter of event {awaited.name!r}: {exc}"
+    return None
 
 
 def _status_of(tokens: dict[str, Token]) -> WorkflowStatus:

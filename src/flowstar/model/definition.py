@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -22,7 +22,23 @@ if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
     from flowstar.model.retry import RetryPolicy
 
-__all__ = ["Edge", "WorkflowDefinition", "WorkflowGraph"]
+__all__ = ["Edge", "EventTrigger", "Routing", "WorkflowDefinition", "WorkflowGraph"]
+
+# "edges": steps go on along their edges (graph workflows); "commands": each step returns
+# what happens next (``flowstar.model.commands``; code-first workflows), edges only draw.
+Routing = Literal["edges", "commands"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrigger:
+    """Start an instance when ``event`` is reported, ``offset_seconds`` after the event's time.
+
+    A negative offset starts it before the event's time (a reminder an hour before an
+    appointment); a start time already past starts at once.
+    """
+
+    event: str
+    offset_seconds: float = 0.0
 
 
 class Edge:
@@ -168,6 +184,9 @@ class WorkflowDefinition:
     # JSON Schema of the data an instance starts with (the inbox's start form, and checked
     # by ``start_workflow``); None accepts any JSON object.
     input_schema: Mapping[str, Any] | None = None
+    routing: Routing = "edges"
+    # Reported events that start instances of this definition (``Engine.report_event``).
+    trigger: EventTrigger | None = None
 
     def __post_init__(self) -> None:
         steps: Any = self.steps
@@ -260,6 +279,9 @@ class WorkflowDefinition:
             problems.append("initial_step is not set")
         elif self.initial_step not in self.steps:
             problems.append(f"initial_step {self.initial_step!r} is not a step")
+        if self.routing == "commands":
+            # Steps say where to go when they run: no terminal steps, no edges needed.
+            return problems
         if not self.terminal_steps:
             problems.append("terminal_steps is empty: the workflow could never complete")
         for terminal in sorted(self.terminal_steps):
@@ -278,7 +300,7 @@ class WorkflowDefinition:
             if (edge.source, edge.target) in seen:
                 yield f"duplicate edge {edge.source!r} -> {edge.target!r}"
             seen.add((edge.source, edge.target))
-            if edge.source == edge.target:
+            if edge.source == edge.target and self.routing == "edges":
                 yield f"edge {edge.source!r} -> {edge.target!r} loops onto itself"
             source = self.steps.get(edge.source)
             if isinstance(source, BaseGateway) and edge.condition is not None:
@@ -295,6 +317,9 @@ class WorkflowDefinition:
         for name, step in self.steps.items():
             if name not in self.terminal_steps and not graph.outgoing.get(name):
                 yield f"step {name!r} is not terminal and has no outgoing edges"
+            on_timeout = getattr(step, "on_timeout", None)
+            if isinstance(on_timeout, str) and on_timeout not in graph.successors(name):
+                yield f"step {name!r} times out to {on_timeout!r} but has no edge to it"
             if isinstance(step, BaseGateway):
                 declared = step.declared_targets()
                 edge_targets = set(graph.successors(name))

@@ -22,6 +22,8 @@ class StepType(StrEnum):
     WEBHOOK = "webhook"
     TIMER = "timer"
     GATEWAY = "gateway"
+    SIGNAL = "signal"
+    EVENT = "event"
 
 
 class StepStatus(StrEnum):

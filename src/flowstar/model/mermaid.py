@@ -17,6 +17,8 @@ _SHAPES = {
     StepType.GATEWAY: ('{"', '"}'),
     StepType.TIMER: ('(("', '"))'),
     StepType.WEBHOOK: ('>"', '"]'),
+    StepType.SIGNAL: ('>"', '"]'),
+    StepType.EVENT: ('>"', '"]'),
 }
 
 

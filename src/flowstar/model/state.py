@@ -36,14 +36,38 @@ __all__ = [
     "TaskUpdate",
     "Token",
     "TokenKind",
+    "WAIT_KINDS",
+    "SignalEntry",
+    "WaitInfo",
     "scoped_idempotency_key",
 ]
 
-TokenKind = Literal["run", "timer", "human", "webhook", "escalation"]
+TokenKind = Literal["run", "timer", "human", "webhook", "escalation", "signal", "event"]
 DISPATCHED_KINDS = frozenset(("run", "timer", "escalation"))
+# Tokens that wait for a signal or an external event (found by name, see ``waiting_for``).
+WAIT_KINDS = frozenset(("signal", "event"))
 # The context's step_history keeps the most recent entries only, so an instance that loops
 # for months does not grow its row without bound; the full history is in the step records.
 HISTORY_LIMIT = 50
+
+
+class WaitInfo(msgspec.Struct, kw_only=True, gc=False):
+    """What an open wait of a command (``Sleep``, ``Wait``) or a signal/event step waits for.
+
+    Attributes:
+        name: the signal's or event's name (``signal`` and ``event`` tokens).
+        then: the step entered when this token ends the wait; None follows the edges out of
+            the waiting step (a graph workflow's signal or event step).
+        group: tokens of one wait share it: the first to end the wait voids the others.
+        since: signals and events recorded at or after this time count (the lookback).
+        filter: a safe expression over an event's payload; events it rejects pass by.
+    """
+
+    name: str | None = None
+    then: str | None = None
+    group: str | None = None
+    since: datetime | None = None
+    filter: str | None = None
 
 
 class Token(msgspec.Struct, kw_only=True, gc=False):
@@ -52,7 +76,9 @@ class Token(msgspec.Struct, kw_only=True, gc=False):
     ``run``, ``timer`` and ``escalation`` tokens are handed to a dispatcher (``due_at``
     says when); ``human`` and ``webhook`` tokens wait for a call from outside.  An
     ``escalation`` token belongs to the open task ``task_id``; ``escalation`` is its index
-    in the step's ``escalations``.
+    in the step's ``escalations``.  ``signal`` and ``event`` tokens wait for a signal or an
+    external event named in ``wait``; a ``timer`` with ``wait`` is a command's sleep or a
+    wait's timeout.
     """
 
     id: str
@@ -64,6 +90,7 @@ class Token(msgspec.Struct, kw_only=True, gc=False):
     record_id: str | None = None
     created_at: datetime
     escalation: int | None = None
+    wait: WaitInfo | None = None
 
     @property
     def dispatchable(self) -> bool:
@@ -103,9 +130,17 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False):
     # unique among all instances, so a repeated start finds the instance it made.
     idempotency_key: str | None = None
     history: list[HistoryEntry] = msgspec.field(default_factory=list)
+    # The last signal or event of each wait key ("signal:name") the instance consumed, as
+    # [recorded_at ISO, entry id]: a later wait's lookback starts after it (never twice).
+    deliveries: dict[str, list[str]] = msgspec.field(default_factory=dict)
     started_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+
+    @property
+    def waiting_for(self) -> list[str]:
+        """The wait keys of its open signal and event waits (``"signal:approval"``), sorted."""
+        return sorted({f"{t.kind}:{t.wait.name}" for t in self.tokens.values() if t.kind in WAIT_KINDS and t.wait})
 
     @property
     def next_due_at(self) -> datetime | None:
@@ -257,6 +292,8 @@ class CommitPlan(msgspec.Struct, kw_only=True, gc=False):
     dispatch: Sequence[Token] = ()
     voided: Sequence[str] = ()
     audit: Sequence[TaskAuditEntry] = ()
+    # Signal and event waits the plan opened: the engine looks for ones that came early.
+    waits: Sequence[Token] = ()
 
     @property
     def created(self) -> bool:
@@ -279,3 +316,31 @@ def scoped_idempotency_key(tenant_id: str | None, key: str | None) -> str | None
     if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_LIMIT:
         raise ValidationError(f"an idempotency key is a string of 1 to {IDEMPOTENCY_KEY_LIMIT} characters")
     return msgspec.json.encode([tenant_id, key]).decode()
+
+
+class SignalEntry(msgspec.Struct, kw_only=True, gc=False):
+    """A signal sent or an external event reported, as the store logs it.
+
+    The log lets a wait that begins after its signal still receive it (the lookback).
+
+    Attributes:
+        kind: ``signal`` or ``event``.
+        instance_id: the one instance a signal is for; None for every waiting instance.
+        entity_id: the entity an event is about (``report_event``).
+        occurs_at: the event's own time (an appointment's), for event-triggered workflows.
+    """
+
+    id: str
+    kind: Literal["signal", "event"]
+    name: str
+    tenant_id: str | None = None
+    instance_id: str | None = None
+    entity_id: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    occurs_at: datetime | None = None
+    recorded_at: datetime
+
+    @property
+    def key(self) -> str:
+        """The wait key it ends (``"signal:approval"``)."""
+        return f"{self.kind}:{self.name}"

@@ -158,6 +158,12 @@ class BaseHumanStep(BaseStep):
         follow_up: sets the task's follow-up date, this long after it opens.
         escalations: reminders and reassignments that fire while the task stays open
             (see ``Escalation``).
+        runs_on_completion: once the task is completed (its data merged into the context),
+            run the step's ``execute`` as a machine activation; what it returns (a command,
+            see ``flowstar.model.commands``) decides what follows.  Code-first steps that
+            take input are such steps.
+        action: a name to complete the open task by through the REST API
+            (``POST {prefix}/actions/{action}`` with the instance id and the fields).
     """
 
     step_type: ClassVar[StepType] = StepType.HUMAN
@@ -173,6 +179,8 @@ class BaseHumanStep(BaseStep):
     priority: int = 50
     follow_up: timedelta | None = None
     escalations: Sequence[Escalation] = ()
+    runs_on_completion: bool = False
+    action: str | None = None
 
     def __init__(
         self,
@@ -191,9 +199,13 @@ class BaseHumanStep(BaseStep):
         priority: int | None = None,
         follow_up: timedelta | None = None,
         escalations: Sequence[Escalation] | None = None,
+        runs_on_completion: bool | None = None,
+        action: str | None = None,
     ) -> None:
         super().__init__(name, description)
         for attr, value in (
+            ("runs_on_completion", runs_on_completion),
+            ("action", action),
             ("escalations", escalations),
             ("candidate_users", candidate_users),
             ("candidate_groups", candidate_groups),

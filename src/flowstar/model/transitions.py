@@ -19,6 +19,7 @@ import msgspec
 
 from flowstar.model.access import candidate_pairs
 from flowstar.model.builder import NewId, PlanBuilder, StaleTokenError
+from flowstar.model.commands import WAKEUP_KEY, Command
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepStatus, TaskStatus, WorkflowStatus
 from flowstar.model.errors import InvalidTransitionError, TaskAlreadyCompletedError
@@ -34,7 +35,17 @@ from flowstar.model.events import (
     WorkflowRetried,
     WorkflowStarted,
 )
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, RecordUpdate, StepRecord, TaskUpdate, Token
+from flowstar.model.state import (
+    CommitPlan,
+    HumanTask,
+    InstanceState,
+    RecordUpdate,
+    SignalEntry,
+    StepRecord,
+    TaskUpdate,
+    Token,
+)
+from flowstar.model.steps import BaseHumanStep
 
 __all__ = [
     "InnerRecord",
@@ -44,6 +55,7 @@ __all__ = [
     "apply_step_result",
     "last_actor",
     "cancel_instance",
+    "deliver_signal",
     "reassign_task",
     "resume_wait",
     "retry_instance",
@@ -81,6 +93,8 @@ class StepResult(msgspec.Struct, kw_only=True, gc=False):
     retry_at: datetime | None = None
     targets: list[str] | None = None
     inner: list[InnerRecord] = msgspec.field(default_factory=list)
+    # What the step said happens next (``flowstar.model.commands``), if it returned a command.
+    command: Command | None = None
 
 
 def start_instance(
@@ -95,8 +109,9 @@ def start_instance(
     created_by: str | None = None,
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    start_at: datetime | None = None,
 ) -> CommitPlan:
-    """Create an instance and activate its initial step."""
+    """Create an instance and activate its initial step (at ``start_at``, when given)."""
     state = InstanceState(
         id=instance_id,
         workflow_name=definition.name,
@@ -112,7 +127,7 @@ def start_instance(
     )
     tr = PlanBuilder(definition, state, now, new_id, events)
     tr.emit(WorkflowStarted, initial_step=definition.initial_step, created_by=created_by)
-    tr.enter(definition.initial_step)
+    tr.enter(definition.initial_step, due_at=start_at)
     return tr.finish()
 
 
@@ -151,8 +166,14 @@ def apply_step_result(
     elif status == "skipped":
         tr.route(token.step)
     else:
-        tr.state.data.update(result.changes)
-        if result.targets is None or _gateway_targets_valid(tr, token.step, result.targets):
+        data = tr.state.data
+        data.update(result.changes)
+        if WAKEUP_KEY in data:
+            # What ended a wait concerns the step run right after it only.
+            del data[WAKEUP_KEY]
+        if result.command is not None:
+            tr.follow(token.step, result.command)
+        elif result.targets is None or _gateway_targets_valid(tr, token.step, result.targets):
             tr.route(token.step, result.targets)
     return tr.finish()
 
@@ -256,11 +277,56 @@ def resume_wait(
         TaskAlreadyCompletedError: the wait is no longer open.
     """
     tr = PlanBuilder(definition, state, now, new_id, events)
+    token = _take_wait(tr, token_id)
+    if token.kind == "timer" and token.wait is not None:
+        # A command's sleep, or a wait's timeout: the next step learns which.
+        changes = {**changes, WAKEUP_KEY: {"kind": "timeout" if token.wait.group else "timer", "name": None}}
+    _finish_wait(tr, token, changes, completed_by, output)
+    return tr.finish()
+
+
+def deliver_signal(
+    definition: WorkflowDefinition,
+    state: InstanceState,
+    token_id: str,
+    entry: SignalEntry,
+    *,
+    now: datetime,
+    new_id: NewId,
+    events: bool = True,
+) -> CommitPlan:
+    """End the signal or event wait ``token_id`` with ``entry`` (see ``accepts``).
+
+    A signal's payload is merged into the data; an event's too, with ``event_id``,
+    ``event_name`` and ``entity_id``.  The instance remembers the entry as the last of its
+    name it consumed, so no later wait receives it again.
+
+    Raises:
+        TaskAlreadyCompletedError: the wait is no longer open (another delivery ended it).
+    """
+    tr = PlanBuilder(definition, state, now, new_id, events)
+    token = _take_wait(tr, token_id)
+    changes = dict(entry.payload)
+    if entry.kind == "event":
+        changes.update(event_id=entry.id, event_name=entry.name, entity_id=entry.entity_id)
+    changes[WAKEUP_KEY] = {"kind": entry.kind, "name": entry.name}
+    tr.state.deliveries = {**tr.state.deliveries, entry.key: [entry.recorded_at.isoformat(), entry.id]}
+    _finish_wait(tr, token, changes, None, entry.payload)
+    return tr.finish()
+
+
+def _take_wait(tr: PlanBuilder, token_id: str) -> Token:
     try:
-        token = tr.take(token_id)
+        return tr.take(token_id)
     except StaleTokenError as exc:
         raise TaskAlreadyCompletedError(f"step {exc} was completed or canceled already") from exc
+
+
+def _finish_wait(tr: PlanBuilder, token: Token, changes: dict[str, Any], completed_by: str | None, output: Any) -> None:
+    """Close the wait ``token`` held (record, task, sibling tokens), merge ``changes``, go on."""
+    now = tr.now
     kind = tr.step_types[token.step].value
+    tr.end_wait(token)
     if token.record_id is not None:
         tr.record_updates.append(
             RecordUpdate(
@@ -272,31 +338,43 @@ def resume_wait(
             )
         )
     if token.task_id is not None:
-        tr.drop_escalations(token.task_id)
-        tr.task_updates.append(
-            TaskUpdate(
-                id=token.task_id,
-                status=TaskStatus.COMPLETED,
-                completed_at=now,
-                completed_by=completed_by,
-                data=changes,
-            )
-        )
-        tr.record_audit(token.task_id, "completed", completed_by)
-        tr.emit(
-            HumanTaskCompleted,
-            task_id=token.task_id,
-            step_name=token.step,
-            completed_by=completed_by or "",
-            data=changes,
-        )
+        _complete_task(tr, token, changes, completed_by)
     tr.state.data.update(changes)
     tr.remember(token.step, StepStatus.SUCCEEDED, by=completed_by)
     duration = (now - token.created_at).total_seconds() * 1000
     tr.emit(StepCompleted, step_name=token.step, step_type=kind, output=output, duration_ms=duration)
     tr.emit(StepExecuted, step_name=token.step, step_type=kind, status="succeeded", duration_ms=duration)
-    tr.route(token.step)
-    return tr.finish()
+    step = tr.definition.steps[token.step]
+    if token.wait is not None and token.wait.then is not None:
+        tr.enter_named(token.step, token.wait.then, "the wait goes on with")
+    elif token.kind == "human" and isinstance(step, BaseHumanStep) and step.runs_on_completion:
+        tr.add_token(token.step, "run")
+    else:
+        # A signal or event step that got its signal in time does not take its timeout edge.
+        in_time = token.kind in ("signal", "event")
+        tr.route(token.step, exclude=getattr(step, "on_timeout", None) if in_time else None)
+
+
+def _complete_task(tr: PlanBuilder, token: Token, changes: dict[str, Any], completed_by: str | None) -> None:
+    assert token.task_id is not None
+    tr.drop_escalations(token.task_id)
+    tr.task_updates.append(
+        TaskUpdate(
+            id=token.task_id,
+            status=TaskStatus.COMPLETED,
+            completed_at=tr.now,
+            completed_by=completed_by,
+            data=changes,
+        )
+    )
+    tr.record_audit(token.task_id, "completed", completed_by)
+    tr.emit(
+        HumanTaskCompleted,
+        task_id=token.task_id,
+        step_name=token.step,
+        completed_by=completed_by or "",
+        data=changes,
+    )
 
 
 def cancel_instance(

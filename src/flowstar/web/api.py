@@ -312,6 +312,7 @@ async def comment_task(
 
 def api_router(config: WebConfig) -> Router:
     """The REST API router at ``config.path_prefix``."""
+    from flowstar.web.api_signals import signal_routes
     from flowstar.web.events import events_route
     from flowstar.web.webhooks import webhook_routes
 
@@ -338,6 +339,7 @@ def api_router(config: WebConfig) -> Router:
         task_audit,
         claim_task,
         unclaim_task,
+        *signal_routes(),
     ]
     if config.enable_admin:
         handlers.append(admin)

@@ -65,6 +65,37 @@ class StartInstanceRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     tenant_id: str | None = None
 
 
+class SignalRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Send signal ``name``: to ``instance_id``, or to every waiting instance of the tenant."""
+
+    name: str
+    payload: dict[str, Any] = {}
+    instance_id: str | None = None
+    tenant_id: str | None = None
+
+
+class SignalOut(msgspec.Struct, kw_only=True):
+    """How many instances the signal woke now (later waits still receive it)."""
+
+    woken: int
+
+
+class EventRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Report external event ``name`` about ``entity_id``, happening ``at`` (default now)."""
+
+    name: str
+    entity_id: str
+    at: datetime | None = None
+    payload: dict[str, Any] = {}
+    tenant_id: str | None = None
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    """The reported event's id."""
+
+    id: str
+
+
 class CompleteTaskRequest(msgspec.Struct, kw_only=True):
     """The form data of a human task; ``completed_by`` only for a trusted back end."""
 

@@ -1,0 +1,180 @@
+"""The engine's signal and event calls: ``signal``, ``report_event`` and event-triggered starts.
+
+A signal or event is first logged in the store, then delivered to the instances that wait
+for it now.  A wait that begins later looks in the log when it opens (``EngineLoop._early_arrival``),
+so an arrival a moment before the wait is not lost; the instance remembers the last entry of
+each name it consumed, so none is delivered to it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from flowstar.engine.ids import new_id
+from flowstar.engine.tasks import EngineTasks
+from flowstar.model.access import User, check_instance
+from flowstar.model.definition import WorkflowDefinition
+from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES
+from flowstar.model.errors import PermissionDeniedError, ValidationError
+from flowstar.model.signals import matching_wait
+from flowstar.model.state import IDEMPOTENCY_KEY_LIMIT, InstanceState, SignalEntry
+
+__all__ = [
+    "RESCHEDULE_WINDOW",
+    "EngineSignals",
+    "event_entry",
+    "event_key",
+    "not_started",
+    "signal_name",
+    "triggered_data",
+]
+
+log = structlog.get_logger("flowstar.engine")
+
+# Instances woken per page of ``Store.waiting_instances`` (a broadcast goes page by page).
+_WAKE_PAGE = 500
+# How far back ``report_event`` looks for an earlier time of the same entity's event.
+RESCHEDULE_WINDOW = timedelta(days=366)
+
+
+class EngineSignals(EngineTasks):
+    """Signal and event calls of ``Engine`` (its base class)."""
+
+    async def signal(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        instance_id: UUID | str | None = None,
+        tenant_id: str | None = None,
+        user: User | None = None,
+    ) -> int:
+        """Send signal ``name``: its payload is merged into the data of the instances it wakes.
+
+        With ``instance_id`` it is for that instance only; without, for every instance of
+        the tenant (``user``'s tenant when a user is given) that waits for it.  Instances that
+        start waiting for it later receive it too, within their wait's lookback.  Returns
+        how many instances it woke now.
+
+        Raises:
+            ValidationError: an empty name, or a payload that is not a JSON object within the
+                size limit.
+            InstanceNotFoundError: ``instance_id`` names no instance (of the user's tenant).
+            PermissionDeniedError: a ``user`` who may not see the instance, or who is no admin
+                and signals every instance.
+        """
+        if user is not None:
+            tenant_id = user.tenant_id
+        target = None
+        if instance_id is not None:
+            state = await self._load(str(instance_id))
+            check_instance(state, user)
+            target, tenant_id = state.id, state.tenant_id
+        elif user is not None and not user.is_admin:
+            raise PermissionDeniedError("only an admin may signal every waiting instance")
+        entry = SignalEntry(
+            id=new_id(),
+            kind="signal",
+            name=signal_name(name, "signal"),
+            tenant_id=tenant_id,
+            instance_id=target,
+            payload=self._payload(payload or {}, "signal payload"),
+            recorded_at=self.clock.now(),
+        )
+        await self.store.record_signal(entry)
+        return await self._wake(entry)
+
+    async def _wake(self, entry: SignalEntry) -> int:
+        """Deliver ``entry`` to the instances that wait for it now; how many it woke."""
+        if entry.instance_id is not None:
+            return int(await self._wake_one(entry.instance_id, entry))
+        woken = 0
+        after = None
+        while page := await self.store.waiting_instances(
+            entry.key, tenant_id=entry.tenant_id, after=after, limit=_WAKE_PAGE
+        ):
+            for instance_id in page:
+                woken += await self._wake_one(instance_id, entry)
+            after = page[-1]
+        return woken
+
+    async def _wake_one(self, instance_id: str, entry: SignalEntry) -> bool:
+        state = await self.store.load_instance(instance_id)
+        token = matching_wait(state, entry) if state is not None else None
+        if token is None:
+            return False
+        plan = await self._deliver(instance_id, token.id, entry)
+        if plan is None:
+            return False
+        await self._follow_call(plan)
+        return True
+
+
+def not_started(state: InstanceState, definition: WorkflowDefinition, now: datetime) -> bool:
+    """Whether the instance still waits for its delayed first step (nothing ran yet)."""
+    tokens = list(state.tokens.values())
+    return (
+        state.status in ACTIVE_WORKFLOW_STATUSES
+        and len(tokens) == 1
+        and tokens[0].kind == "run"
+        and tokens[0].step == definition.initial_step
+        and tokens[0].due_at is not None
+        and tokens[0].due_at > now
+    )
+
+
+def event_key(definition: WorkflowDefinition, entry: SignalEntry) -> str:
+    """The idempotency key of a triggered start: the definition, the event and its time."""
+    assert entry.occurs_at is not None
+    key = f"event:{definition.name}:{entry.name}:{entry.entity_id}:{entry.occurs_at.isoformat()}"
+    return key if len(key) <= IDEMPOTENCY_KEY_LIMIT else "event:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def signal_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise ValidationError(f"a {what} is a string of 1 to 255 characters")
+    return value
+
+
+def event_entry(
+    name: str,
+    entity_id: str | int,
+    *,
+    at: datetime | None,
+    payload: dict[str, Any],
+    tenant_id: str | None,
+    now: datetime,
+) -> SignalEntry:
+    """The log entry of a reported event (checked: names, a time with a time zone)."""
+    if at is not None and at.tzinfo is None:
+        raise ValidationError("an event's time needs a time zone")
+    return SignalEntry(
+        id=new_id(),
+        kind="event",
+        name=signal_name(name, "event"),
+        tenant_id=tenant_id,
+        entity_id=signal_name(str(entity_id), "entity id"),
+        payload=payload,
+        occurs_at=at or now,
+        recorded_at=now,
+    )
+
+
+def triggered_data(entry: SignalEntry) -> dict[str, Any]:
+    """The initial data of an instance an event starts: the event, under ``_event``."""
+    assert entry.occurs_at is not None
+    return {
+        "_event": {
+            "id": entry.id,
+            "name": entry.name,
+            "entity_id": entry.entity_id,
+            "at": entry.occurs_at.isoformat(),
+            "payload": entry.payload,
+        }
+    }

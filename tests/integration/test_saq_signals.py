@@ -1,0 +1,31 @@
+"""Signals on SAQ workers: a waiting instance wakes, and a signal sent before the wait is not lost."""
+
+from __future__ import annotations
+
+from tests.integration.saq_support import SaqEnv, inprocess_worker, wait_for
+
+from flowstar import WorkflowStatus
+
+
+async def test_a_signal_wakes_an_instance_waiting_on_a_worker(saq_env: SaqEnv) -> None:
+    async with inprocess_worker(saq_env), saq_env.client() as client:
+        started = await client.start_workflow("signalled", {"delay": 0})
+
+        async def at_the_signal() -> bool:
+            return (await client.get_instance(started.id)).waiting_for == ["signal:go"]
+
+        await wait_for(at_the_signal, within=20, what="the instance to wait for the signal")
+        assert await client.signal("go", {"by": "api"}) == 1
+        done = await client.wait_for_status(started.id, timeout=20)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.context.data["by"] == "api"
+
+
+async def test_a_signal_sent_while_the_instance_is_busy_elsewhere_is_delivered(saq_env: SaqEnv) -> None:
+    async with inprocess_worker(saq_env), saq_env.client() as client:
+        started = await client.start_workflow("signalled", {"delay": 1})
+        # The worker is on the one-second timer: nobody waits for the signal yet.
+        assert await client.signal("go", {"early": True}) == 0
+        done = await client.wait_for_status(started.id, timeout=20)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.context.data["early"] is True
