@@ -39,6 +39,7 @@ from flowstar import (
     WorkflowRegistry,
 )
 from flowstar.db import create_database_engine
+from flowstar.flow import child_result, complete, start_child, step, workflow
 from flowstar.model.waits import SignalStep
 
 __all__ = ["FANOUT", "SIDE_EFFECTS", "SIDE_EFFECTS_DDL", "Traced", "registry"]
@@ -212,6 +213,21 @@ def _quickstart() -> WorkflowDefinition:
     return definition
 
 
+def _code_first(into: WorkflowRegistry) -> None:
+    """A code-first parent that starts ``signalled`` as its child and reports how it ended."""
+
+    @workflow("child_parent", registry=into)
+    class ChildParent:
+        @step(start=True)
+        def spawn(self) -> Any:
+            return start_child("signalled", delay=0)
+
+        @step()
+        def collect(self) -> Any:
+            result = child_result()
+            return complete(child_status=result.status if result else "missing")
+
+
 def build_registry() -> WorkflowRegistry:
     """Every workflow of the SAQ tests."""
     built = WorkflowRegistry()
@@ -224,6 +240,7 @@ def build_registry() -> WorkflowRegistry:
     built.register_definition(_timed())
     built.register_definition(_escalating())
     built.register_definition(_signalled())
+    _code_first(built)
     return built
 
 

@@ -30,6 +30,16 @@ from flowstar.engine.signals import (
 )
 from flowstar.engine.views import WorkflowInstance, instance_view
 from flowstar.model.access import User, check_admin
+from flowstar.model.children import (
+    PARENT_KEY,
+    child_key,
+    child_outcome,
+    child_signal,
+    children_of,
+    parent_of,
+    waiting_for_child,
+)
+from flowstar.model.commands import Fail, StartChild
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, StepType, TaskStatus
 from flowstar.model.errors import (
@@ -38,11 +48,14 @@ from flowstar.model.errors import (
     InvalidTransitionError,
     TaskAlreadyCompletedError,
     TaskNotFoundError,
+    ValidationError,
+    WorkflowNotFoundError,
 )
 from flowstar.model.registry import WorkflowRegistry, default_registry
 from flowstar.model.state import CommitPlan, InstanceState, SignalEntry, Token, scoped_idempotency_key
 from flowstar.model.steps import BaseHumanStep
 from flowstar.model.transitions import (
+    StepResult,
     cancel_instance,
     resume_wait,
     retry_instance,
@@ -252,8 +265,9 @@ class Engine(EngineSignals):
             PermissionDeniedError: the user is no admin.
         """
         iid = str(instance_id)
+        before = await self._load(iid)
         if user is not None:
-            check_admin(await self._load(iid), user, "cancel")
+            check_admin(before, user, "cancel")
             canceled_by = user.id
         plan = await self._apply(
             iid,
@@ -266,7 +280,10 @@ class Engine(EngineSignals):
                 new_id=new_id,
                 events=self.events_enabled,
             ),
+            before,
         )
+        for child_id in children_of(before):
+            await self._cancel_child(child_id, f"its parent {iid} was canceled: {reason}", canceled_by)
         return instance_view(plan.instance)
 
     async def retry(
@@ -358,6 +375,53 @@ class Engine(EngineSignals):
             await self.cancel_workflow(state.id, f"rescheduled: the event is now at {moved_to.isoformat()}")
         except InvalidTransitionError:
             log.info("the pending start ran meanwhile", instance_id=state.id)
+
+    # -- child workflows ----------------------------------------------------------------
+
+    async def _prepare_result(self, state: InstanceState, token: Token, result: StepResult) -> StepResult:
+        """Start the child a ``StartChild`` names; the step then commits a wait for its end.
+
+        The start is keyed by the parent's activation: a step run again after a crash finds
+        the child its first run started, and a child that ended meanwhile is delivered from
+        the signal log when the wait opens.
+        """
+        command = result.command
+        if not isinstance(command, StartChild):
+            return result
+        parent = {"instance_id": state.id, "step": token.step, "result_key": command.result_key}
+        try:
+            child = await self.start_workflow(
+                command.workflow,
+                command.data,
+                command.version,
+                tenant_id=state.tenant_id,
+                created_by=state.created_by,
+                metadata={PARENT_KEY: parent},
+                idempotency_key=child_key(state.id, token.id),
+            )
+        except (WorkflowNotFoundError, InvalidTransitionError, ValidationError) as exc:
+            reason = f"could not start child workflow {command.workflow!r}: {exc}"
+            return msgspec.structs.replace(result, command=Fail(reason))
+        return msgspec.structs.replace(result, command=waiting_for_child(command, str(child.id)))
+
+    async def _ended(self, state: InstanceState) -> None:
+        """Tell the parent of the child ``state`` that it ended (the signal it waits for)."""
+        parent_id = parent_of(state)
+        if parent_id is None:
+            return
+        try:
+            await self.signal(child_signal(state.id), child_outcome(state), instance_id=parent_id)
+        except ValidationError:
+            # The child's data is over the payload limit: the parent still learns how it ended.
+            await self.signal(child_signal(state.id), child_outcome(state, data=False), instance_id=parent_id)
+        except InstanceNotFoundError:
+            log.warning("the parent of an ended child is gone", instance_id=state.id, parent_id=parent_id)
+
+    async def _cancel_child(self, child_id: str, reason: str, canceled_by: str | None) -> None:
+        try:
+            await self.cancel_workflow(child_id, reason, canceled_by)
+        except (InvalidTransitionError, InstanceNotFoundError):
+            log.info("child workflow already ended", instance_id=child_id)
 
     # -- internals ----------------------------------------------------------------------
 

@@ -26,8 +26,10 @@ from flowstar.engine.ports import Dispatcher
 from flowstar.engine.reads import EngineReads
 from flowstar.engine.runner import describe_error, run_step
 from flowstar.engine.views import as_uuid, definition_uuid
+from flowstar.model.children import PARENT_KEY
 from flowstar.model.context import json_object, step_context
 from flowstar.model.definition import WorkflowDefinition
+from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES
 from flowstar.model.errors import ConcurrencyError, ContextSerializationError, TaskAlreadyCompletedError
 from flowstar.model.registry import WorkflowRegistry
 from flowstar.model.signals import accepts
@@ -249,6 +251,8 @@ class EngineLoop(EngineReads):
             result = await run_step(
                 step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now
             )
+            if result.command is not None:
+                result = await self._prepare_result(state, token, result)
             try:
                 return await self._commit_result(scope, state, token_id, result)
             except ContextSerializationError as exc:
@@ -290,6 +294,15 @@ class EngineLoop(EngineReads):
             return plan
         return await self._apply(state.id, _outcome(token_id, result, scope.events), None, scope.definition)
 
+    async def _prepare_result(self, state: InstanceState, token: Token, result: StepResult) -> StepResult:
+        """What a step's command needs done before its commit: nothing here; ``Engine``
+        starts the child workflow a ``StartChild`` names."""
+        return result
+
+    async def _ended(self, state: InstanceState) -> None:
+        """Called after a commit that ended an instance: nothing here; ``Engine`` tells the
+        parent of a child workflow."""
+
     def _definition(self, state: InstanceState) -> WorkflowDefinition:
         return self.registry.get_definition(state.workflow_name, state.workflow_version)
 
@@ -326,6 +339,8 @@ class EngineLoop(EngineReads):
             return False
         if self._watchers:
             self._notify_status(plan.instance.id, plan.instance.status)
+        if plan.instance.status in TERMINAL_WORKFLOW_STATUSES and PARENT_KEY in plan.instance.metadata:
+            await self._ended(plan.instance)
         for listener in self.commit_listeners:
             listener(plan)
         return True

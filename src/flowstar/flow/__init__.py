@@ -20,7 +20,19 @@ that every engine runs; ``flowstar.flow.engine`` is a small async facade over an
 ``flowstar.flow.sync_engine`` its blocking twin.  See docs/code-first.md.
 """
 
-from flowstar.flow.commands import Wakeup, complete, fail, goto, sleep, wait, wait_for_event, wakeup
+from flowstar.flow.commands import (
+    ChildResult,
+    Wakeup,
+    child_result,
+    complete,
+    fail,
+    goto,
+    sleep,
+    start_child,
+    wait,
+    wait_for_event,
+    wakeup,
+)
 from flowstar.flow.compiler import event_workflow, step, workflow
 from flowstar.flow.context import DictContext, EventInfo, current_data, get_context
 from flowstar.flow.engine import FlowEngine, FlowRun, engine
@@ -28,6 +40,7 @@ from flowstar.flow.retry import Retry
 from flowstar.flow.sync import SyncFlowEngine, SyncFlowRun, sync_engine
 
 __all__ = [
+    "ChildResult",
     "DictContext",
     "EventInfo",
     "FlowEngine",
@@ -36,6 +49,7 @@ __all__ = [
     "SyncFlowEngine",
     "SyncFlowRun",
     "Wakeup",
+    "child_result",
     "complete",
     "current_data",
     "engine",
@@ -44,6 +58,7 @@ __all__ = [
     "get_context",
     "goto",
     "sleep",
+    "start_child",
     "step",
     "sync_engine",
     "wait",

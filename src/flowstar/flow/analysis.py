@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["StepFlow", "read_step"]
 
 _NOT_COMMANDS = frozenset({"asyncio", "time", "trio", "anyio"})
-_WAITS = frozenset({"for_signal", "for_event", "wait_for_event"})
+_WAITS = frozenset({"for_signal", "for_event", "wait_for_event", "start_child"})
 # Positions of ``on_timeout`` and ``next`` in each command's signature.
 _POSITIONS: dict[str, dict[str, int]] = {
     "sleep": {"next": 1},

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from flowstar.model.commands import WAKEUP_KEY, Complete, Fail, Goto, Sleep, Wait, WaitFor
+from flowstar.model.commands import WAKEUP_KEY, Complete, Fail, Goto, Sleep, StartChild, Wait, WaitFor
 from flowstar.model.conditions import Condition
 from flowstar.model.context import json_data
 from flowstar.model.errors import ValidationError
@@ -24,13 +24,16 @@ from flowstar.model.errors import ValidationError
 __all__ = [
     "Duration",
     "StepRef",
+    "ChildResult",
     "Wakeup",
+    "child_result",
     "complete",
     "event_filter",
     "fail",
     "goto",
     "seconds_of",
     "sleep",
+    "start_child",
     "step_name",
     "wait",
     "wait_for_event",
@@ -102,6 +105,33 @@ def fail(reason: str) -> Fail:
 def sleep(duration: Duration, next: StepRef | None = None) -> Sleep:
     """Wait ``duration`` durably, then run ``next`` (default: this same step again)."""
     return Sleep(seconds_of(duration, "sleep duration"), _optional_name(next))
+
+
+def start_child(
+    workflow: str | type,
+    /,
+    *,
+    next: StepRef | None = None,
+    version: str | None = None,
+    result_key: str = "child",
+    **data: Any,
+) -> StartChild:
+    """Start an instance of ``workflow`` (a name or a ``@workflow`` class) with ``data`` and
+    wait for it to end; then ``next`` runs (default: the step declared after this one).
+
+    The child's outcome is in the data under ``result_key``: read it with ``child_result()``
+    (its status, data and error; a failed child does not fail the parent by itself).
+    Canceling the parent cancels the child.
+    """
+    definition = getattr(workflow, "definition", None)
+    name: Any = getattr(definition, "name", workflow)
+    return StartChild(
+        workflow=_name(name, "workflow"),
+        data=json_data(data, "start_child() data"),
+        next=_optional_name(next),
+        version=version,
+        result_key=_name(result_key, "result key"),
+    )
 
 
 def _wait(
@@ -274,3 +304,49 @@ def wakeup(data: Mapping[str, Any] | None = None) -> Wakeup | None:
         return None
     name = record.get("name")
     return Wakeup(str(record.get("kind", "")), name if isinstance(name, str) else None, dict(record))
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """How a child workflow started with ``start_child`` ended.
+
+    Attributes:
+        id: the child instance's id.
+        workflow: its workflow name.
+        status: ``"completed"``, ``"failed"`` or ``"canceled"``.
+        data: its data when it ended (without the runtime's ``_`` keys).
+        error: why it failed or was canceled (None when it completed).
+    """
+
+    id: str
+    workflow: str
+    status: str
+    data: Mapping[str, Any]
+    error: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        """Whether the child completed (rather than failed or was canceled)."""
+        return self.status == "completed"
+
+
+def child_result(key: str = "child", data: Mapping[str, Any] | None = None) -> ChildResult | None:
+    """The outcome of the child workflow the previous step waited for (None if there is none).
+
+    ``key`` is the ``result_key`` given to ``start_child``.
+    """
+    if data is None:
+        from flowstar.flow.context import current_data
+
+        data = current_data()
+    record = data.get(key)
+    if not isinstance(record, Mapping) or "status" not in record:
+        return None
+    error = record.get("error")
+    return ChildResult(
+        id=str(record.get("id", "")),
+        workflow=str(record.get("workflow", "")),
+        status=str(record["status"]),
+        data=dict(record.get("data") or {}),
+        error=error if isinstance(error, str) else None,
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from flowstar.flow.context import EVENT_KEY, ContextModel, EventInfo, StepScope, enter, leave
-from flowstar.model.commands import COMMAND_TYPES, Fail, Wait
+from flowstar.model.commands import COMMAND_TYPES, Fail, StartChild, Wait
 from flowstar.model.errors import ValidationError
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep
 
@@ -101,13 +101,20 @@ class MethodCall:
             return Fail(f"step {step_name!r} returned no command: return goto(), complete(), fail(), sleep() or a wait")
         if not isinstance(result, COMMAND_TYPES):
             return Fail(f"step {step_name!r} returned {type(result).__name__}, not a command (goto, complete, ...)")
-        if isinstance(result, Wait):
-            following = result.next or self.default_next
-            if following is None:
-                return Fail(f"step {step_name!r} waits but no step follows it: give the wait a next=")
-            on_timeout = result.on_timeout or (following if result.timeout is not None else None)
-            return msgspec.structs.replace(result, next=following, on_timeout=on_timeout)
+        if isinstance(result, Wait | StartChild):
+            return self._with_next(step_name, result)
         return result
+
+    def _with_next(self, step_name: str, result: Wait | StartChild) -> Wait | StartChild | Fail:
+        """A wait or child start completed with its default next step (the one declared after)."""
+        following = result.next or self.default_next
+        if following is None:
+            what = "waits" if isinstance(result, Wait) else "starts a child"
+            return Fail(f"step {step_name!r} {what} but no step follows it: give it a next=")
+        if isinstance(result, StartChild):
+            return msgspec.structs.replace(result, next=following)
+        on_timeout = result.on_timeout or (following if result.timeout is not None else None)
+        return msgspec.structs.replace(result, next=following, on_timeout=on_timeout)
 
 
 def _converted(step_name: str, name: str, value: Any, annotation: Any) -> Any:

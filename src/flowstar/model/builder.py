@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from flowstar.model.commands import Command, Complete, Fail, Goto, Sleep, Wait
+from flowstar.model.commands import Command, Complete, Fail, Goto, Sleep, StartChild, Wait
 from flowstar.model.conditions import Condition, ConditionEvaluationError
 from flowstar.model.context import WorkflowContext
 from flowstar.model.definition import WorkflowDefinition
@@ -300,6 +300,9 @@ class PlanBuilder:
             due = self.now + timedelta(seconds=command.seconds)
             info = WaitInfo(then=command.next or step_name)
             self.add_token(step_name, "timer", due_at=due, record_id=record.id, wait=info)
+        elif isinstance(command, StartChild):
+            # The engine turns it into a wait once the child exists (``Engine._prepare_result``).
+            self.fail(f"step {step_name!r}: a child workflow can only be started by an engine", step_name)
         elif command.next is None:
             self.fail(f"step {step_name!r} waits with no step to go on with (give next=)", step_name)
         else:

@@ -13,6 +13,10 @@ the transition (``PlanBuilder.follow``) carries it out:
   runs; after ``timeout`` seconds with none, ``on_timeout`` runs.  A signal or event that
   arrived before the wait began counts when it is within ``lookback`` seconds (None: since
   the instance started).
+- ``StartChild(workflow, data, next, result_key)``: start an instance of another workflow
+  and wait for it to end; its outcome (``flowstar.model.children``) is merged into the
+  data under ``result_key`` and ``next`` runs.  The engine starts the child before it
+  commits the step (``Engine._prepare``): a transition only ever sees the wait it becomes.
 
 Pure data (msgspec Structs, no behaviour), so a command can be checked, stored and compared.
 """
@@ -23,7 +27,18 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["COMMAND_TYPES", "WAKEUP_KEY", "Command", "Complete", "Fail", "Goto", "Sleep", "Wait", "WaitFor"]
+__all__ = [
+    "COMMAND_TYPES",
+    "WAKEUP_KEY",
+    "Command",
+    "Complete",
+    "Fail",
+    "Goto",
+    "Sleep",
+    "StartChild",
+    "Wait",
+    "WaitFor",
+]
 
 # The data key that tells the step run after a wait what ended it:
 # {"kind": "signal" | "event" | "timeout" | "timer", "name": ...}.
@@ -78,5 +93,19 @@ class Wait(msgspec.Struct, frozen=True, gc=False):
     lookback: float | None = None
 
 
-Command = Goto | Complete | Fail | Sleep | Wait
-COMMAND_TYPES = (Goto, Complete, Fail, Sleep, Wait)
+class StartChild(msgspec.Struct, frozen=True, gc=False):
+    """Start an instance of ``workflow`` with ``data``; when it ends, run ``next``.
+
+    ``version`` pins the child's version (None: the latest active one).  The child's
+    outcome lands in the data under ``result_key``.
+    """
+
+    workflow: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    next: str | None = None
+    version: str | None = None
+    result_key: str = "child"
+
+
+Command = Goto | Complete | Fail | Sleep | Wait | StartChild
+COMMAND_TYPES = (Goto, Complete, Fail, Sleep, Wait, StartChild)
