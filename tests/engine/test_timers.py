@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flowstar import ManualClock, StepStatus, TimerStep, WorkflowStatus
+from flowstar.testing import advance, next_due
 from tests.unit.helpers import RecordingBus, Set, drain, linear, next_due_at
 
 
@@ -208,3 +209,21 @@ async def test_timer_events(make_engine: Any, clock: ManualClock) -> None:
     fired = bus.events[5]
     assert fired.timestamp == clock.now()
     assert fired.duration_ms == 5000
+
+
+async def test_the_test_kit_fast_forwards_a_graph_workflow(make_engine: Any) -> None:
+    """``flowstar.testing.advance`` fires a day-long timer at its own time, in no real time."""
+    kit_clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    definition, after = _timer_flow(TimerStep("wait", duration=timedelta(days=1)))
+    engine = make_engine(definition, clock=kit_clock)
+    instance = await engine.start_workflow("timed")
+    assert await next_due(engine) == datetime(2030, 1, 2, tzinfo=UTC)
+
+    assert await advance(engine, kit_clock, timedelta(hours=23)) == datetime(2030, 1, 1, 23, tzinfo=UTC)
+    assert (await engine.get_instance(instance.id)).status is WorkflowStatus.WAITING
+    await advance(engine, kit_clock, timedelta(hours=2))
+    done = await engine.get_instance(instance.id)
+    assert done.status is WorkflowStatus.COMPLETED
+    record = next(r for r in await engine.get_history(instance.id) if r.step_name == "wait")
+    assert record.completed_at == datetime(2030, 1, 2, tzinfo=UTC)
+    assert after.runs == 1

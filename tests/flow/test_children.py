@@ -22,8 +22,8 @@ from flowstar.flow import (
     wait,
     workflow,
 )
-from flowstar.flow.testing import advance
 from flowstar.model.children import CHILD_PREFIX, PARENT_KEY, child_key
+from flowstar.testing import advance
 
 
 class Shipment(msgspec.Struct):

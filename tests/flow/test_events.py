@@ -9,7 +9,7 @@ import msgspec
 
 from flowstar import ManualClock, WorkflowRegistry, WorkflowStatus
 from flowstar.flow import EventInfo, FlowEngine, complete, event_workflow, get_context, step
-from flowstar.flow.testing import advance
+from flowstar.testing import advance
 
 seen_events: list[EventInfo] = []
 

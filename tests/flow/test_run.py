@@ -23,7 +23,7 @@ from flowstar.flow import (
     wakeup,
     workflow,
 )
-from flowstar.flow.testing import advance
+from flowstar.testing import advance
 
 
 class Order(msgspec.Struct):

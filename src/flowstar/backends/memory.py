@@ -184,6 +184,15 @@ class MemoryStore:
         found.sort(key=lambda s: s.started_at, reverse=True)
         return found[offset : offset + limit], len(found)
 
+    async def active_versions(self, tenant_id: str | None = None) -> dict[tuple[str, str], int]:
+        """How many instances are running or waiting, by ``(workflow name, version)``."""
+        counts: dict[tuple[str, str], int] = {}
+        for s in self.instances.values():
+            if s.status in ACTIVE_WORKFLOW_STATUSES and (tenant_id is None or s.tenant_id == tenant_id):
+                key = (s.workflow_name, s.workflow_version)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def find_task_page(self, query: TaskQuery) -> list[HumanTask]:
         """Up to ``query.limit + 1`` tasks after the query's key, oldest first by ``(created_at, id)``."""
         found = sorted((t for t in self.tasks.values() if query.matches(t)), key=lambda t: (t.created_at, t.id))

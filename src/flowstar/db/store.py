@@ -31,7 +31,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -522,6 +522,17 @@ class SQLAlchemyStore:
             rows = (await conn.execute(page)).all()
             total = await conn.scalar(count)
         return [state_from_row(r) for r in rows], int(total or 0)
+
+    @translating("count instances")
+    async def active_versions(self, tenant_id: str | None = None) -> dict[tuple[str, str], int]:
+        """How many instances are running or waiting, by ``(workflow name, version)``."""
+        name, version = _instances.c.workflow_name, _instances.c.workflow_version
+        active = _instances.c.status.in_([s.value for s in ACTIVE_WORKFLOW_STATUSES])
+        tenant = _instances.c.tenant_id == tenant_id if tenant_id is not None else true()
+        query = select(name, version, func.count()).where(active, tenant).group_by(name, version)
+        async with self._turn(), self._autocommit.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(row[0], row[1]): int(row[2]) for row in rows}
 
     @translating("find tasks")
     async def find_task_page(self, query: TaskQuery) -> list[HumanTask]:

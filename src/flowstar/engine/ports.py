@@ -125,6 +125,9 @@ class Store(PendingActivations, Protocol):
     ) -> tuple[list[InstanceState], int]:
         """A page of instances (newest first) and the total count."""
 
+    async def active_versions(self, tenant_id: str | None = None) -> dict[tuple[str, str], int]:
+        """How many instances are running or waiting, by ``(workflow name, version)``."""
+
     async def find_task_page(self, query: TaskQuery) -> list[HumanTask]:
         """Up to ``query.limit + 1`` tasks of the query after its key, oldest first by
         ``(created_at, id)`` (the row beyond the page tells that another page follows)."""

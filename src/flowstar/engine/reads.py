@@ -15,12 +15,14 @@ from uuid import UUID
 from flowstar.engine.clock import Clock
 from flowstar.engine.ports import Store
 from flowstar.engine.runner import describe_error
-from flowstar.engine.views import WorkflowInstance, instance_view
+from flowstar.engine.views import VersionUsage, WorkflowInstance, instance_view
 from flowstar.model.access import User, check_instance, check_task, is_users_task
 from flowstar.model.context import WorkflowContext
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.errors import InstanceNotFoundError, StepExecutionError, TaskNotFoundError
 from flowstar.model.pages import InstanceQuery, Page, TaskQuery, check_limit, decode_cursor, page_of
+from flowstar.model.registry import WorkflowRegistry
+from flowstar.model.semver import is_semver, semver_key
 from flowstar.model.state import HumanTask, InstanceState, StepRecord
 from flowstar.model.steps import Step
 
@@ -32,6 +34,7 @@ class EngineReads:
 
     store: Store
     clock: Clock
+    registry: WorkflowRegistry
 
     def __init__(self) -> None:
         self._watchers: dict[str, list[tuple[frozenset[WorkflowStatus], asyncio.Future[None]]]] = {}
@@ -96,6 +99,27 @@ class EngineReads:
             assignee_group=assignee_group,
             tenant_id=tenant_id,
         )
+
+    async def definition_versions(self, *, tenant_id: str | None = None) -> list[VersionUsage]:
+        """Every version registered here or still run by an instance, by name then version.
+
+        What an operator checks before dropping an old version from the code: its
+        ``running`` count must be 0 (an instance runs to its end on the version it
+        started on).
+        """
+        running = await self.store.active_versions(tenant_id)
+        known = {(d.name, d.version) for d in self.registry.list_definitions(active_only=False)}
+        keys = sorted(known | running.keys(), key=_version_order)
+        return [
+            VersionUsage(
+                name=name,
+                version=version,
+                registered=(name, version) in known,
+                active=(name, version) in known and self.registry.is_active(name, version),
+                running=running.get((name, version), 0),
+            )
+            for name, version in keys
+        ]
 
     async def get_history(self, instance_id: UUID | str) -> list[StepRecord]:
         """Every step execution of the instance, in order."""
@@ -291,3 +315,9 @@ class EngineReads:
         for wanted, future in self._watchers.get(instance_id, ()):
             if status in wanted and not future.done():
                 future.set_result(None)
+
+
+def _version_order(key: tuple[str, str]) -> tuple[str, int, Any]:
+    """By name, then by semantic version (any other version string after, by its text)."""
+    name, version = key
+    return (name, 0, semver_key(version)) if is_semver(version) else (name, 1, version)

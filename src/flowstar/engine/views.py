@@ -7,11 +7,13 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID, SafeUUID, uuid5
 
+import msgspec
+
 from flowstar.model.context import StepExecution, WorkflowContext
 from flowstar.model.enums import StepStatus, WorkflowStatus
 from flowstar.model.state import InstanceState
 
-__all__ = ["WorkflowInstance", "as_uuid", "definition_uuid", "instance_view"]
+__all__ = ["VersionUsage", "WorkflowInstance", "as_uuid", "definition_uuid", "instance_view"]
 
 _NAMESPACE = UUID("6b1f5a52-7f0c-4c71-9d1e-0a3f2c6e8b10")
 
@@ -46,6 +48,25 @@ def as_uuid(value: str) -> UUID:
 
 # ``StepStatus(value)`` goes through the enum metaclass; a dict lookup gives the same member.
 _STEP_STATUS: dict[str, StepStatus] = {status.value: status for status in StepStatus}
+
+
+class VersionUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of a workflow: whether this process has it, and how many instances run it.
+
+    Attributes:
+        name: the workflow's name.
+        version: the version.
+        registered: whether this process's registry has it (an unregistered version with
+            running instances is stranded: register it again until they finish).
+        active: whether new instances start on it (registered and not deactivated).
+        running: its instances that are running or waiting.
+    """
+
+    name: str
+    version: str
+    registered: bool
+    active: bool
+    running: int
 
 
 class WorkflowInstance:
