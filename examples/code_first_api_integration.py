@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from flowstar import LocalExecutionEngine, ManualClock, WorkflowRegistry
 from flowstar.flow import FlowRun, Retry, complete, engine, get_context, goto, step, workflow
-from flowstar.flow.testing import advance
 from flowstar.logs import configure_logging
+from flowstar.testing import advance
 
 __all__ = ["ApiIntegrationWorkflow", "FakeApi", "SpecificError", "api", "main", "registry"]
 

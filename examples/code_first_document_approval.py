@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from flowstar import LocalExecutionEngine, ManualClock, WorkflowRegistry
 from flowstar.flow import FlowRun, complete, engine, get_context, goto, step, wait, workflow
-from flowstar.flow.testing import advance
 from flowstar.logs import configure_logging
+from flowstar.testing import advance
 
 __all__ = ["DocumentApprovalWorkflow", "emails", "main", "registry", "submit_review"]
 

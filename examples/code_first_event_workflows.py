@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from flowstar import LocalExecutionEngine, ManualClock, WorkflowRegistry
 from flowstar.flow import EventInfo, FlowRun, complete, engine, event_workflow, get_context, step
-from flowstar.flow.testing import advance
 from flowstar.logs import configure_logging
+from flowstar.testing import advance
 
 __all__ = ["OrderProcessingWorkflow", "PostMeetingFollowup", "PreAppointmentReminder", "main", "registry", "sent"]
 

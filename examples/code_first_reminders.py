@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from flowstar import LocalExecutionEngine, ManualClock, WorkflowRegistry
 from flowstar.flow import FlowRun, complete, engine, get_context, goto, sleep, step, workflow
-from flowstar.flow.testing import advance
 from flowstar.logs import configure_logging
+from flowstar.testing import advance
 
 __all__ = ["InvoiceReminders", "main", "registry"]
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from flowstar import LocalExecutionEngine, ManualClock, WorkflowRegistry
 from flowstar.flow import FlowRun, complete, engine, fail, get_context, goto, step, wait, wait_for_event, workflow
-from flowstar.flow.testing import advance
 from flowstar.logs import configure_logging
+from flowstar.testing import advance
 
 __all__ = ["OrderPaymentWorkflow", "ProfileFormWorkflow", "main", "registry"]
 

@@ -30,6 +30,7 @@ from flowstar.engine.clock import ManualClock
 
 if TYPE_CHECKING:
     from flowstar.engine.core import Engine
+    from flowstar.model.state import CommitPlan
 
 __all__ = ["ManualClock", "advance", "next_due", "settle"]
 
@@ -57,11 +58,24 @@ async def settle(engine: Any) -> int:
         engine: an in-process engine (or a ``FlowEngine`` facade over one).
 
     Returns:
-        How many instances ran meanwhile.
+        How many instances changed meanwhile (counted from the engine's commits).
     """
     engine = _engine_of(engine)
+    changed: set[str] = set()
+
+    def record(plan: CommitPlan) -> None:
+        changed.add(plan.instance.id)
+
+    engine.commit_listeners.append(record)
+    try:
+        await _until_idle(engine)
+    finally:
+        engine.commit_listeners.remove(record)
+    return len(changed)
+
+
+async def _until_idle(engine: Engine) -> None:
     running_of = getattr(engine.dispatcher, "running_instances", None)
-    ran: set[str] = set()
     idle = 0
     while True:
         for _ in range(_YIELDS):  # let woken timers start their tasks
@@ -69,15 +83,14 @@ async def settle(engine: Any) -> int:
         running = list(running_of()) if callable(running_of) else []
         if running:
             idle = 0
-            ran.update(running)
             for instance_id in running:
                 await engine.settled(instance_id)
             continue
         if not await _due_now(engine):
-            return len(ran)
+            return
         idle += 1
         if idle >= _IDLE_ROUNDS:  # due work no dispatcher of this process holds
-            return len(ran)
+            return
 
 
 async def next_due(engine: Any, after: datetime | None = None) -> datetime | None:

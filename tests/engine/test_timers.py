@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowstar import ManualClock, StepStatus, TimerStep, WorkflowStatus
-from flowstar.testing import advance, next_due
+from flowstar.testing import advance, next_due, settle
 from tests.unit.helpers import RecordingBus, Set, drain, linear, next_due_at
 
 
@@ -227,3 +227,9 @@ async def test_the_test_kit_fast_forwards_a_graph_workflow(make_engine: Any) -> 
     record = next(r for r in await engine.get_history(instance.id) if r.step_name == "wait")
     assert record.completed_at == datetime(2030, 1, 2, tzinfo=UTC)
     assert after.runs == 1
+
+    # settle counts the instances that changed while it waited.
+    second = await engine.start_workflow("timed")
+    kit_clock.advance(timedelta(days=1))  # no await in between: the timer fires within settle
+    assert await settle(engine) == 1
+    assert (await engine.get_instance(second.id)).status is WorkflowStatus.COMPLETED

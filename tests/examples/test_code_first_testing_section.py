@@ -3,7 +3,7 @@
 A fixture gives the ``flowstar.flow.engine`` facade an in-process engine on a
 ``ManualClock`` (the guide's ``setUp``) and closes it after the test.  A test starts the
 workflow, sends the signals it waits for, and skips time with
-``flowstar.flow.testing.advance``: each sleep, wait timeout and retry due on the way fires
+``flowstar.testing.advance``: each sleep, wait timeout and retry due on the way fires
 at its own time, without real waiting.  (``clock`` is the suite's ``ManualClock`` fixture;
 in a project of its own, ``return ManualClock()``.)
 """
@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from flowstar import LocalExecutionEngine, ManualClock, WorkflowRegistry, WorkflowStatus
 from flowstar.flow import complete, engine, get_context, sleep, step, wait, workflow
-from flowstar.flow.testing import advance
+from flowstar.testing import advance
 
 registry = WorkflowRegistry()
 

@@ -269,9 +269,9 @@ class FlowEngine:
         """Run what is due now on an in-process engine and wait until it has settled.
 
         Returns how many instances ran.  (Timers fire by themselves; this is for tests and
-        scripts that want to know everything due has happened: see ``flowstar.flow.testing``.)
+        scripts that want to know everything due has happened: see ``flowstar.testing``.)
         """
-        from flowstar.flow.testing import settle
+        from flowstar.testing import settle
 
         return await settle(self.engine)
 
