@@ -6,7 +6,9 @@ from __future__ import annotations
 from tests.integration.saq_support import SaqEnv, inprocess_worker, wait_for
 
 from flowstar import WorkflowStatus
+from flowstar.engine.ids import new_id
 from flowstar.model.children import CHILD_PREFIX
+from flowstar.model.state import SignalEntry
 
 
 async def test_a_signal_wakes_an_instance_waiting_on_a_worker(saq_env: SaqEnv) -> None:
@@ -53,3 +55,21 @@ async def test_a_code_first_parent_waits_for_its_child_on_a_worker(saq_env: SaqE
         done = await client.wait_for_status(parent.id, timeout=20)
     assert done.status is WorkflowStatus.COMPLETED, done.error
     assert done.context.data["child_status"] == "completed"
+
+
+async def test_the_reconciler_finishes_a_delivery_a_crash_cut_short(saq_env: SaqEnv) -> None:
+    async with inprocess_worker(saq_env), saq_env.client() as client:
+        started = await client.start_workflow("signalled", {"delay": 0})
+
+        async def at_the_signal() -> bool:
+            return (await client.get_instance(started.id)).waiting_for == ["signal:go"]
+
+        await wait_for(at_the_signal, within=20, what="the instance to wait for the signal")
+        # What a process that logged the signal and died before waking anybody leaves behind.
+        entry = SignalEntry(
+            id=new_id(), kind="signal", name="go", payload={"late": True}, recorded_at=client.clock.now()
+        )
+        await client.store.record_signal(entry)
+        done = await client.wait_for_status(started.id, timeout=20)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.context.data["late"] is True

@@ -52,6 +52,7 @@ class MemoryStore:
         self.definitions: dict[tuple[str, str], dict[str, Any]] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> instance id
         self.signals: list[SignalEntry] = []
+        self._delivered: set[str] = set()
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
         """Remember the definition's description."""
@@ -220,6 +221,15 @@ class MemoryStore:
     async def record_signal(self, entry: SignalEntry) -> None:
         """Log a signal or an event."""
         self.signals.append(entry)
+
+    async def mark_delivered(self, entry_id: str, at: datetime) -> None:
+        """Every instance that waited for the logged entry when it came has been woken."""
+        self._delivered.add(entry_id)
+
+    async def undelivered_signals(self, recorded_before: datetime, limit: int = 500) -> list[SignalEntry]:
+        """Logged entries older than ``recorded_before`` whose delivery never finished, oldest first."""
+        found = [e for e in self.signals if e.id not in self._delivered and e.recorded_at < recorded_before]
+        return found[:limit]
 
     async def find_signals(
         self, kind: str, name: str, *, tenant_id: str | None, since: datetime, entity_id: str | None = None

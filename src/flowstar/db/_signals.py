@@ -19,7 +19,15 @@ from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES
 from flowstar.model.signals import SIGNAL_SCAN_LIMIT
 from flowstar.model.state import SignalEntry
 
-__all__ = ["INSERT_SIGNAL", "find_signals", "signal_from_row", "signal_row", "signals", "waiting_instances"]
+__all__ = [
+    "INSERT_SIGNAL",
+    "find_signals",
+    "signal_from_row",
+    "signal_row",
+    "signals",
+    "undelivered",
+    "waiting_instances",
+]
 
 signals = cast(Table, SignalModel.__table__)
 INSERT_SIGNAL = insert(signals)
@@ -71,6 +79,17 @@ def find_signals(kind: str, name: str, *, tenant_id: str | None, since: datetime
         .limit(SIGNAL_SCAN_LIMIT)
     )
     return query.where(c.entity_id == entity_id) if entity_id is not None else query
+
+
+def undelivered(recorded_before: datetime, limit: int) -> Select[Any]:
+    """Entries logged before ``recorded_before`` whose delivery never finished, oldest first."""
+    c = signals.c
+    return (
+        select(signals)
+        .where(c.delivered_at.is_(None), c.recorded_at < recorded_before)
+        .order_by(c.recorded_at, c.id)
+        .limit(limit)
+    )
 
 
 def waiting_instances(

@@ -13,7 +13,18 @@ from uuid import UUID
 
 from advanced_alchemy.base import CommonTableAttributes, create_registry
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -256,7 +267,16 @@ class SignalModel(Base):
     """
 
     __tablename__ = "workflow_signals"
-    __table_args__ = (Index("ix_workflow_signals_lookup", "kind", "name", "tenant_id", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_workflow_signals_lookup", "kind", "name", "tenant_id", "recorded_at"),
+        # The entries a crash left half-delivered: few, so a partial index keeps them cheap.
+        Index(
+            "ix_workflow_signals_undelivered",
+            "recorded_at",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+    )
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
     kind: Mapped[str] = mapped_column(String(8))
@@ -267,3 +287,4 @@ class SignalModel(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
     occurs_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from flowstar.db import _onestatement, _queries, _signals
+from flowstar.db import _onestatement, _queries
 from flowstar.db._asyncpg import RawStatement
 from flowstar.db._errors import translated, translating
 from flowstar.db._leases import leases_for
@@ -61,12 +61,13 @@ from flowstar.db._rows import outbox as _outbox
 from flowstar.db._rows import records as _records
 from flowstar.db._rows import tasks as _tasks
 from flowstar.db._rows import uuid_of as _uuid
+from flowstar.db._signal_log import SignalLog
 from flowstar.engine.views import definition_uuid
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent, decode_event
 from flowstar.model.pages import InstanceQuery, TaskQuery
-from flowstar.model.state import CommitPlan, HumanTask, InstanceState, SignalEntry, StepRecord, TaskAuditEntry, Token
+from flowstar.model.state import CommitPlan, HumanTask, InstanceState, StepRecord, TaskAuditEntry, Token
 
 __all__ = ["SQLAlchemyStore", "dispatch_at", "record_from_row", "state_from_row", "task_from_row"]
 
@@ -179,7 +180,7 @@ def _shared_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     return _SHARED.setdefault(engine.sync_engine, asyncio.Lock())
 
 
-class SQLAlchemyStore:
+class SQLAlchemyStore(SignalLog):
     """A ``Store`` on an SQLAlchemy ``AsyncEngine``.
 
     Args:
@@ -394,35 +395,6 @@ class SQLAlchemyStore:
             await conn.execute(
                 delete(_outbox).where(_outbox.c.id.in_(bindparam("ids", expanding=True))), {"ids": list(ids)}
             )
-
-    # -- signals and events -------------------------------------------------------------
-
-    @translating("log the signal", write=True)
-    async def record_signal(self, entry: SignalEntry) -> None:
-        """Log a signal sent or an event reported."""
-        async with self._turn(), self.engine.begin() as conn:
-            await conn.execute(_signals.INSERT_SIGNAL, [_signals.signal_row(entry)])
-
-    @translating("read the signal log")
-    async def find_signals(
-        self, kind: str, name: str, *, tenant_id: str | None, since: datetime, entity_id: str | None = None
-    ) -> list[SignalEntry]:
-        """Logged entries of ``kind`` and ``name`` in the tenant since ``since``, oldest first."""
-        query = _signals.find_signals(kind, name, tenant_id=tenant_id, since=since, entity_id=entity_id)
-        async with self._turn(), self._autocommit.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_signals.signal_from_row(r) for r in rows]
-
-    @translating("find the waiting instances")
-    async def waiting_instances(
-        self, key: str, *, tenant_id: str | None, after: str | None = None, limit: int = 500
-    ) -> list[str]:
-        """Ids of active instances of the tenant waiting for ``key``, by id, after ``after``."""
-        dialect = self.engine.dialect.name
-        query, params = _signals.waiting_instances(dialect, key, tenant_id=tenant_id, after=after, limit=limit)
-        async with self._turn(), self._autocommit.connect() as conn:
-            rows = (await conn.execute(query, params)).all()
-        return [str(r.id) for r in rows]
 
     # -- queries ------------------------------------------------------------------------
 

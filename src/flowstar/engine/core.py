@@ -118,7 +118,8 @@ class Engine(EngineSignals):
         await self.close()
 
     async def recover(self) -> int:
-        """Re-dispatch every pending activation and due timer found in the store.
+        """Re-dispatch every pending activation and due timer found in the store, and finish
+        the signal and event deliveries a crash cut short (``redeliver_signals``).
 
         Call it at start-up: instances that were running when a process died resume from
         their last committed step.  Returns the number of activations dispatched.
@@ -131,6 +132,7 @@ class Engine(EngineSignals):
             await self.dispatcher.dispatch(instance_id, tokens)
         if pending:
             log.info("recovered pending activations", count=len(pending))
+        await self.redeliver_signals()
         return len(pending)
 
     async def close(self) -> None:
@@ -334,15 +336,31 @@ class Engine(EngineSignals):
         entry = event_entry(
             name, entity_id, at=at, payload=self._payload(payload or {}, "event payload"), tenant_id=tenant_id, now=now
         )
-        earlier = await self.store.find_signals(
-            "event", entry.name, tenant_id=tenant_id, since=now - RESCHEDULE_WINDOW, entity_id=entry.entity_id
-        )
         await self.store.record_signal(entry)
-        await self._wake(entry)
-        for definition in self.registry.list_definitions():
-            if definition.trigger is not None and definition.trigger.event == entry.name:
-                await self._start_triggered(definition, entry, earlier[-1] if earlier else None)
+        await self._deliver_entry(entry)
         return entry.id
+
+    async def _after_delivery(self, entry: SignalEntry) -> None:
+        """Start the definitions a delivered event triggers (a repeated start finds its key)."""
+        if entry.kind != "event":
+            return
+        triggered = [
+            d for d in self.registry.list_definitions() if d.trigger is not None and d.trigger.event == entry.name
+        ]
+        if not triggered:
+            return
+        logged = await self.store.find_signals(
+            "event",
+            entry.name,
+            tenant_id=entry.tenant_id,
+            since=entry.recorded_at - RESCHEDULE_WINDOW,
+            entity_id=entry.entity_id,
+        )
+        if any(e.recorded_at > entry.recorded_at for e in logged):
+            return  # a later report moved the event (this is a redelivery): that one starts it
+        earlier = [e for e in logged if e.id != entry.id]
+        for definition in triggered:
+            await self._start_triggered(definition, entry, earlier[-1] if earlier else None)
 
     async def _start_triggered(
         self, definition: WorkflowDefinition, entry: SignalEntry, earlier: SignalEntry | None

@@ -72,6 +72,12 @@ class Store(PendingActivations, Protocol):
     async def record_signal(self, entry: SignalEntry) -> None:
         """Log a signal sent or an event reported (waits that begin later look it up)."""
 
+    async def mark_delivered(self, entry_id: str, at: datetime) -> None:
+        """Every instance that waited for the logged entry when it came has been woken."""
+
+    async def undelivered_signals(self, recorded_before: datetime, limit: int = 500) -> list[SignalEntry]:
+        """Logged entries older than ``recorded_before`` whose delivery never finished, oldest first."""
+
     async def find_signals(
         self, kind: str, name: str, *, tenant_id: str | None, since: datetime, entity_id: str | None = None
     ) -> list[SignalEntry]:

@@ -88,7 +88,41 @@ class EngineSignals(EngineTasks):
             recorded_at=self.clock.now(),
         )
         await self.store.record_signal(entry)
-        return await self._wake(entry)
+        return await self._deliver_entry(entry)
+
+    async def redeliver_signals(self, recorded_before: datetime | None = None) -> int:
+        """Finish the deliveries a crash cut short: signals and events logged (before
+        ``recorded_before``, default now) whose waiting instances were not all woken.
+
+        Delivering again is safe: an instance takes an entry once, and a triggered start is
+        keyed by its event.  ``recover`` calls this at start-up, the SAQ reconciler on each
+        pass.  Returns how many entries it delivered.
+        """
+        cutoff = recorded_before or self.clock.now()
+        done: set[str] = set()
+        while page := [e for e in await self.store.undelivered_signals(cutoff) if e.id not in done]:
+            for entry in page:
+                done.add(entry.id)
+                try:
+                    await self._deliver_entry(entry)
+                except Exception:
+                    # One entry that cannot be delivered (its instance keeps failing to
+                    # commit) must not hold back the others; the next pass tries it again.
+                    log.exception("redelivery failed", kind=entry.kind, name=entry.name)
+        if done:
+            log.warning("finished interrupted signal deliveries", count=len(done))
+        return len(done)
+
+    async def _deliver_entry(self, entry: SignalEntry) -> int:
+        """Wake the instances waiting for the logged ``entry``, act on it, mark it delivered."""
+        woken = await self._wake(entry)
+        await self._after_delivery(entry)
+        await self.store.mark_delivered(entry.id, self.clock.now())
+        return woken
+
+    async def _after_delivery(self, entry: SignalEntry) -> None:
+        """What else a delivered entry does: nothing here; ``Engine`` starts the workflows an
+        event triggers."""
 
     async def _wake(self, entry: SignalEntry) -> int:
         """Deliver ``entry`` to the instances that wait for it now; how many it woke."""

@@ -102,6 +102,7 @@ class SAQExecutionEngine(Engine):
             grace=reconcile_grace,
             key_prefix=key_prefix,
             clock=clock,
+            redeliver=self.redeliver_signals,
         )
         self.run_reconciler = run_reconciler
         self._background: list[asyncio.Task[None]] = []

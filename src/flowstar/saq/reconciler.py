@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import structlog
 from redis.asyncio import Redis
@@ -56,6 +57,8 @@ class Reconciler:
         interval: seconds between passes.
         grace: seconds an activation may be overdue before its job is checked.
         key_prefix: prefix of the epoch, lock and lease keys (the engine's).
+        redeliver: called each pass with a cutoff (now minus ``grace``) to finish signal
+            deliveries a crash cut short (``Engine.redeliver_signals``).
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class Reconciler:
         grace: float = 10.0,
         key_prefix: str = "flowstar:",
         clock: Clock | None = None,
+        redeliver: Callable[[datetime], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
+        self.redeliver = redeliver
         self.dispatcher = dispatcher
         self.queue: Queue = dispatcher.queue
         self.redis = redis
@@ -101,6 +106,8 @@ class Reconciler:
                 # Still in SAQ's active list and its incomplete set, so an enqueue would be
                 # dropped as a duplicate: put the job itself back in the queue.
                 await self.queue.retry(stuck, "flowstar: the worker running it stopped (missed heartbeats)")
+        if self.redeliver is not None:
+            await self.redeliver(self.clock.now() - timedelta(seconds=self.grace))
         self.passes += 1
         self.redispatched += len(lost)
         if lost:

@@ -6,7 +6,9 @@ Create Date: 2026-12-04 13:40:00
 
 An instance lists the signals and events it waits for (``waiting_for``, searched by
 ``Engine.signal``) and the last one of each name it consumed (``deliveries``); signals and
-events are logged in ``workflow_signals`` so that a wait that begins later still receives them.
+events are logged in ``workflow_signals`` so that a wait that begins later still receives them,
+and an entry stays marked undelivered (``delivered_at`` empty) until every instance waiting
+for it was woken, so recovery can finish a delivery a crash cut short.
 """
 
 from __future__ import annotations
@@ -47,14 +49,24 @@ def upgrade() -> None:
         sa.Column("payload", _JSON, nullable=False),
         sa.Column("occurs_at", _TIME, nullable=True),
         sa.Column("recorded_at", _TIME, nullable=False),
+        sa.Column("delivered_at", _TIME, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_signals")),
     )
     op.create_index(
         "ix_workflow_signals_lookup", "workflow_signals", ["kind", "name", "tenant_id", "recorded_at"], unique=False
     )
+    op.create_index(
+        "ix_workflow_signals_undelivered",
+        "workflow_signals",
+        ["recorded_at"],
+        unique=False,
+        postgresql_where=sa.text("delivered_at IS NULL"),
+        sqlite_where=sa.text("delivered_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_workflow_signals_undelivered", table_name="workflow_signals")
     op.drop_index("ix_workflow_signals_lookup", table_name="workflow_signals")
     op.drop_table("workflow_signals")
     op.drop_index("ix_workflow_instances_waiting_for", table_name="workflow_instances")
