@@ -7,6 +7,7 @@ from flowstar.engine.groups import ParallelGroup, SequentialGroup, StepGroup
 from flowstar.engine.local import LocalExecutionEngine
 from flowstar.engine.views import WorkflowInstance
 from flowstar.exceptions import (
+    BulkOperationNotFoundError,
     ConcurrencyError,
     ConditionEvaluationError,
     ConfigurationError,
@@ -29,6 +30,7 @@ from flowstar.exceptions import (
     WorkflowsError,
 )
 from flowstar.model.access import User
+from flowstar.model.bulk import BulkFilter, BulkOperation, BulkRequest
 from flowstar.model.conditions import Condition
 from flowstar.model.context import StepExecution, WorkflowContext
 from flowstar.model.definition import Edge, WorkflowDefinition, WorkflowGraph
@@ -40,7 +42,7 @@ from flowstar.model.registry import WorkflowRegistry, default_registry
 from flowstar.model.retry import RetryPolicy
 from flowstar.model.state import HumanTask, StepRecord, TaskAuditEntry
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep, BaseStep, Step
-from flowstar.model.waits import TimerStep, WebhookStep
+from flowstar.model.waits import EventStep, SignalStep, TimerStep, WebhookStep
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,10 @@ __all__ = [
     "BaseHumanStep",
     "BaseMachineStep",
     "BaseStep",
+    "BulkFilter",
+    "BulkOperation",
+    "BulkOperationNotFoundError",
+    "BulkRequest",
     "Clock",
     "ConcurrencyError",
     "Condition",
@@ -58,6 +64,7 @@ __all__ = [
     "Edge",
     "Engine",
     "Escalation",
+    "EventStep",
     "EventBus",
     "ExclusiveGateway",
     "ExecutionEngine",
@@ -73,6 +80,7 @@ __all__ = [
     "ParallelGroup",
     "RetryPolicy",
     "SequentialGroup",
+    "SignalStep",
     "Step",
     "StepExecution",
     "StepExecutionError",

@@ -2,6 +2,7 @@
 
 from flowstar.model.conditions import ConditionEvaluationError
 from flowstar.model.errors import (
+    BulkOperationNotFoundError,
     ConcurrencyError,
     ConfigurationError,
     ContextSerializationError,
@@ -25,6 +26,7 @@ from flowstar.model.errors import (
 FlowstarError = WorkflowsError
 
 __all__ = [
+    "BulkOperationNotFoundError",
     "ConcurrencyError",
     "ConditionEvaluationError",
     "ConfigurationError",

@@ -37,6 +37,7 @@ TABLES = {
     "workflow_task_candidates",
     "workflow_task_audit",
     "workflow_signals",
+    "workflow_bulk_operations",
     VERSION_TABLE,
 }
 

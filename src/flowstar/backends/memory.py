@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from flowstar.model.bulk import BulkOperation
 from flowstar.model.changes import keep_creation_fields, record_changes, task_changes
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
@@ -53,6 +54,7 @@ class MemoryStore:
         self._keys: dict[str, str] = {}  # idempotency key -> instance id
         self.signals: list[SignalEntry] = []
         self._delivered: set[str] = set()
+        self.bulk: dict[str, bytes] = {}  # encoded, as a database would keep them
 
     async def ensure_definition(self, definition: WorkflowDefinition) -> None:
         """Remember the definition's description."""
@@ -221,6 +223,36 @@ class MemoryStore:
     async def record_signal(self, entry: SignalEntry) -> None:
         """Log a signal or an event."""
         self.signals.append(entry)
+
+    async def save_bulk(self, operation: BulkOperation) -> None:
+        """Store a bulk operation (a new one, or its progress)."""
+        self.bulk[operation.id] = msgspec.json.encode(operation)
+
+    async def get_bulk(self, operation_id: str) -> BulkOperation | None:
+        """One bulk operation by id."""
+        body = self.bulk.get(operation_id)
+        return msgspec.json.decode(body, type=BulkOperation) if body is not None else None
+
+    async def bulk_for_key(self, request_key: str) -> BulkOperation | None:
+        """The bulk operation submitted with this (tenant-scoped) idempotency key."""
+        found = [op for op in self._bulk_operations() if op.request_key == request_key]
+        return found[0] if found else None
+
+    async def unfinished_bulk(
+        self, *, request_hash: str | None = None, updated_before: datetime | None = None
+    ) -> list[BulkOperation]:
+        """Pending or running bulk operations (of that request, or saved before that time), oldest first."""
+        return [
+            op
+            for op in self._bulk_operations()
+            if not op.finished
+            and (request_hash is None or op.request_hash == request_hash)
+            and (updated_before is None or op.updated_at < updated_before)
+        ]
+
+    def _bulk_operations(self) -> list[BulkOperation]:
+        found = [msgspec.json.decode(body, type=BulkOperation) for body in self.bulk.values()]
+        return sorted(found, key=lambda op: (op.created_at, op.id))
 
     async def mark_delivered(self, entry_id: str, at: datetime) -> None:
         """Every instance that waited for the logged entry when it came has been woken."""

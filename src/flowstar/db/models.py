@@ -32,6 +32,7 @@ from flowstar.engine.ids import new_id
 
 __all__ = [
     "Base",
+    "BulkOperationModel",
     "HumanTaskModel",
     "OutboxModel",
     "SignalModel",
@@ -288,3 +289,27 @@ class SignalModel(Base):
     occurs_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class BulkOperationModel(Base):
+    """A bulk operation and its progress (``flowstar.model.bulk.BulkOperation``, in ``body``).
+
+    The columns beside the body are what operations are looked up by: the caller's
+    idempotency key, the request's fingerprint (a re-sent request), and unfinished ones.
+    """
+
+    __tablename__ = "workflow_bulk_operations"
+    __table_args__ = (
+        Index("ix_workflow_bulk_operations_open", "status", "updated_at"),
+        Index("uq_workflow_bulk_operations_request_key", "request_key", unique=True),
+        Index("ix_workflow_bulk_operations_request_hash", "request_hash"),
+    )
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True, default=_new_uuid)
+    tenant_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    request_key: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=_now)
+    body: Mapped[bytes] = mapped_column(LargeBinary)

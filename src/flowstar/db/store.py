@@ -39,6 +39,7 @@ from sqlalchemy.pool import StaticPool
 
 from flowstar.db import _onestatement, _queries
 from flowstar.db._asyncpg import RawStatement
+from flowstar.db._bulk import BulkLog
 from flowstar.db._errors import translated, translating
 from flowstar.db._leases import leases_for
 from flowstar.db._plan import PlanRows, plan_rows
@@ -180,7 +181,7 @@ def _shared_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     return _SHARED.setdefault(engine.sync_engine, asyncio.Lock())
 
 
-class SQLAlchemyStore(SignalLog):
+class SQLAlchemyStore(SignalLog, BulkLog):
     """A ``Store`` on an SQLAlchemy ``AsyncEngine``.
 
     Args:

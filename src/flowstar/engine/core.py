@@ -16,6 +16,7 @@ from uuid import UUID
 import msgspec
 import structlog
 
+from flowstar.engine.bulk import BulkOperations
 from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ids import new_id
@@ -106,6 +107,7 @@ class Engine(EngineSignals):
         self.max_payload_bytes = max_payload_bytes
         self._known_definitions: set[tuple[str, str]] = set()
         self.commit_listeners: list[Callable[[CommitPlan], None]] = []
+        self.bulk = BulkOperations(self)
         dispatcher.bind(self.run_activation)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -118,8 +120,9 @@ class Engine(EngineSignals):
         await self.close()
 
     async def recover(self) -> int:
-        """Re-dispatch every pending activation and due timer found in the store, and finish
-        the signal and event deliveries a crash cut short (``redeliver_signals``).
+        """Re-dispatch every pending activation and due timer found in the store, finish the
+        signal and event deliveries a crash cut short (``redeliver_signals``) and go on with
+        the bulk operations nobody runs any more (``bulk.resume``).
 
         Call it at start-up: instances that were running when a process died resume from
         their last committed step.  Returns the number of activations dispatched.
@@ -133,10 +136,12 @@ class Engine(EngineSignals):
         if pending:
             log.info("recovered pending activations", count=len(pending))
         await self.redeliver_signals()
+        await self.bulk.resume()
         return len(pending)
 
     async def close(self) -> None:
-        """Stop the dispatcher and close the store and bus."""
+        """Stop the bulk operations running here and the dispatcher; close the store and bus."""
+        await self.bulk.close()
         await self.dispatcher.close()
         await self.store.close()
         if self.event_bus is not None:

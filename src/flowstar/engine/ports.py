@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from flowstar.engine.activation import ActivationRun
+from flowstar.model.bulk import BulkOperation
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.events import WorkflowEvent
@@ -97,6 +98,20 @@ class Store(PendingActivations, Protocol):
 
     def forget(self, instance_id: str) -> None:
         """Drop any state of the instance the store keeps cached: the next load reads it."""
+
+    async def save_bulk(self, operation: BulkOperation) -> None:
+        """Store a bulk operation (a new one, or its progress)."""
+
+    async def get_bulk(self, operation_id: str) -> BulkOperation | None:
+        """One bulk operation by id."""
+
+    async def bulk_for_key(self, request_key: str) -> BulkOperation | None:
+        """The bulk operation submitted with this (tenant-scoped) idempotency key."""
+
+    async def unfinished_bulk(
+        self, *, request_hash: str | None = None, updated_before: datetime | None = None
+    ) -> list[BulkOperation]:
+        """Pending or running bulk operations (of that request, or saved before that time), oldest first."""
 
     async def get_task(self, task_id: str) -> HumanTask | None:
         """One task by id."""

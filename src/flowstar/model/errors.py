@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BulkOperationNotFoundError",
     "ConcurrencyError",
     "ConfigurationError",
     "ContextSerializationError",
@@ -43,6 +44,10 @@ class InstanceNotFoundError(WorkflowsError, KeyError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class BulkOperationNotFoundError(WorkflowsError, LookupError):
+    """No bulk operation has the given id (in the caller's tenant)."""
 
 
 class StepNotFoundError(WorkflowsError, KeyError):

@@ -25,6 +25,7 @@ from litestar.status_codes import (
 from flowstar.model.errors import (
     ConcurrencyError,
     FormValidationError,
+    BulkOperationNotFoundError,
     InstanceNotFoundError,
     InvalidTransitionError,
     PermissionDeniedError,
@@ -57,7 +58,16 @@ def error_response(status: int, detail: str, errors: list[FieldError] | None = N
 def _status(exc: WorkflowsError) -> int:
     # Most specific first: TaskNotFoundError is also a ValueError, TaskAlreadyCompletedError an
     # InvalidTransitionError (and so a ValueError).
-    if isinstance(exc, (TaskNotFoundError, InstanceNotFoundError, WorkflowNotFoundError, StepNotFoundError)):
+    if isinstance(
+        exc,
+        (
+            TaskNotFoundError,
+            InstanceNotFoundError,
+            WorkflowNotFoundError,
+            StepNotFoundError,
+            BulkOperationNotFoundError,
+        ),
+    ):
         return HTTP_404_NOT_FOUND
     if isinstance(exc, PermissionDeniedError):
         return HTTP_403_FORBIDDEN
