@@ -11,9 +11,9 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar.db._errors import translating
+from flowstar.db._parts import StorePart
 from flowstar.db._rows import uuid_of
 from flowstar.db.models import BulkOperationModel
 from flowstar.model.bulk import BulkOperation
@@ -24,14 +24,8 @@ _bulk = cast(Table, BulkOperationModel.__table__)
 _UNFINISHED = ("pending", "running")
 
 
-class BulkLog:
+class BulkLog(StorePart):
     """Bulk-operation methods of ``SQLAlchemyStore``."""
-
-    engine: AsyncEngine
-    _autocommit: AsyncEngine
-
-    def _turn(self) -> Any:  # pragma: no cover - SQLAlchemyStore's
-        raise TypeError("BulkLog is a part of SQLAlchemyStore")
 
     @translating("save the bulk operation", write=True)
     async def save_bulk(self, operation: BulkOperation) -> None:

@@ -7,27 +7,20 @@ statements themselves are built in ``_signals``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar.db import _signals
 from flowstar.db._errors import translating
+from flowstar.db._parts import StorePart
 from flowstar.db._rows import uuid_of
 from flowstar.model.state import SignalEntry
 
 __all__ = ["SignalLog"]
 
 
-class SignalLog:
+class SignalLog(StorePart):
     """Signal-log methods of ``SQLAlchemyStore``; they take turns like its other units of work."""
-
-    engine: AsyncEngine
-    _autocommit: AsyncEngine
-
-    def _turn(self) -> Any:  # pragma: no cover - SQLAlchemyStore's
-        raise TypeError("SignalLog is a part of SQLAlchemyStore")
 
     @translating("log the signal", write=True)
     async def record_signal(self, entry: SignalEntry) -> None:
