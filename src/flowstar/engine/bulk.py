@@ -84,8 +84,7 @@ class BulkOperations:
         """
         request.check()
         if user is not None:
-            if not user.is_admin:
-                raise PermissionDeniedError("bulk operations need an admin")
+            _check_admin(user)
             tenant_id, created_by = user.tenant_id, user.id
         key = scoped_idempotency_key(tenant_id, idempotency_key)
         fingerprint = request_hash(request, tenant_id)
@@ -112,9 +111,16 @@ class BulkOperations:
             self._launch(operation.id)
         return operation
 
-    async def count(self, request: BulkRequest, *, tenant_id: str | None = None) -> int:
-        """How many items the request matches now (a dry run acts on nothing)."""
+    async def count(self, request: BulkRequest, *, user: User | None = None, tenant_id: str | None = None) -> int:
+        """How many items the request matches now (a dry run acts on nothing).
+
+        Raises:
+            ValidationError, PermissionDeniedError: as ``submit``.
+        """
         request.check()
+        if user is not None:
+            _check_admin(user)
+            tenant_id = user.tenant_id
         if request.filter.ids is not None:
             return len(request.filter.ids)
         total, after = 0, None
@@ -138,8 +144,8 @@ class BulkOperations:
             BulkOperationNotFoundError: unknown, or another tenant's.
             PermissionDeniedError: a ``user`` who is no admin.
         """
-        if user is not None and not user.is_admin:
-            raise PermissionDeniedError("bulk operations need an admin")
+        if user is not None:
+            _check_admin(user)
         operation = await self._store.get_bulk(operation_id)
         if operation is None or (user is not None and operation.tenant_id != user.tenant_id):
             raise BulkOperationNotFoundError(f"no bulk operation {operation_id}")
@@ -308,6 +314,11 @@ async def _each(items: Sequence[T], act: Callable[[T], Awaitable[None]]) -> None
     """``act`` on every item, ``_CONCURRENCY`` at a time (distinct items: distinct instances)."""
     for start in range(0, len(items), _CONCURRENCY):
         await asyncio.gather(*(act(item) for item in items[start : start + _CONCURRENCY]))
+
+
+def _check_admin(user: User) -> None:
+    if not user.is_admin:
+        raise PermissionDeniedError("bulk operations need an admin")
 
 
 def _failed(operation: BulkOperation, item_id: str, why: str) -> None:

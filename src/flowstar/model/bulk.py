@@ -9,6 +9,7 @@ crash, or is sent twice, acts on each item once.
 from __future__ import annotations
 
 import hashlib
+from uuid import UUID
 from datetime import datetime
 from typing import Any, Literal
 
@@ -89,8 +90,12 @@ class BulkRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         unknown = sorted(set(statuses) - allowed)
         if unknown:
             raise ValidationError(f"unknown status {', '.join(map(repr, unknown))} for a bulk {self.kind}")
-        if self.filter.ids is not None and len(self.filter.ids) > 10_000:
+        ids = self.filter.ids
+        if ids is not None and len(ids) > 10_000:
             raise ValidationError("a bulk operation names at most 10000 ids; use a filter for more")
+        bad = next((i for i in ids or () if not _is_uuid(i)), None)
+        if bad is not None:
+            raise ValidationError(f"filter.ids: {bad!r} is not an id")
 
     def statuses(self) -> tuple[str, ...]:
         """The statuses acted on: the filter's, or the kind's default."""
@@ -138,6 +143,14 @@ class BulkOperation(msgspec.Struct, kw_only=True):
     @property
     def finished(self) -> bool:
         return self.status in ("completed", "failed")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def request_hash(request: BulkRequest, tenant_id: str | None) -> str:

@@ -312,6 +312,7 @@ async def comment_task(
 
 def api_router(config: WebConfig) -> Router:
     """The REST API router at ``config.path_prefix``."""
+    from flowstar.web.api_bulk import bulk_routes
     from flowstar.web.api_signals import signal_routes
     from flowstar.web.events import events_route
     from flowstar.web.webhooks import webhook_routes
@@ -321,7 +322,7 @@ def api_router(config: WebConfig) -> Router:
         guards.append(config.auth_guard)
     admin = Router(
         path="/",
-        route_handlers=[cancel_instance, retry_instance],
+        route_handlers=[cancel_instance, retry_instance, *bulk_routes()],
         guards=[config.admin_guard or require_admin],
     )
     handlers: list[Any] = [

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from flowstar.engine.views import WorkflowInstance
+from flowstar.model.bulk import BulkFilter
 from flowstar.model.state import StepRecord
 from flowstar.model.task_transitions import COMMENT_LIMIT
 
 __all__ = [
+    "BulkCountOut",
+    "BulkOut",
+    "BulkSubmit",
     "CancelRequest",
     "CommentRequest",
     "CompleteTaskRequest",
@@ -197,3 +201,42 @@ def instance_out(instance: WorkflowInstance) -> dict[str, Any]:
         "updated_at": instance.updated_at,
         "completed_at": instance.completed_at,
     }
+
+
+class BulkSubmit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A bulk operation: ``kind`` (retry, cancel, reassign) on what ``filter`` matches.
+
+    ``from_step`` for a retry, ``reason`` for a cancel or reassign, ``to_user`` and/or
+    ``to_group`` for a reassign; ``idempotency_key`` makes a re-sent request return the first
+    operation even after it finished; ``tenant_id`` only for a trusted back end.
+    """
+
+    kind: Literal["retry", "cancel", "reassign"]
+    filter: BulkFilter = BulkFilter()
+    from_step: str | None = None
+    reason: str | None = None
+    to_user: str | None = None
+    to_group: str | None = None
+    idempotency_key: str | None = None
+    tenant_id: str | None = None
+
+
+class BulkOut(msgspec.Struct, kw_only=True):
+    """A bulk operation and its progress (``acted + skipped + failed`` of ``total`` done)."""
+
+    id: str
+    kind: str
+    status: str
+    total: int | None
+    acted: int
+    skipped: int
+    failed: int
+    errors: list[str]
+    created_at: str
+    finished_at: str | None
+
+
+class BulkCountOut(msgspec.Struct, kw_only=True):
+    """How many items a bulk request matches now."""
+
+    count: int
