@@ -23,9 +23,9 @@ from litestar.status_codes import (
 )
 
 from flowstar.model.errors import (
+    BulkOperationNotFoundError,
     ConcurrencyError,
     FormValidationError,
-    BulkOperationNotFoundError,
     InstanceNotFoundError,
     InvalidTransitionError,
     PermissionDeniedError,
