@@ -9,9 +9,9 @@ crash, or is sent twice, acts on each item once.
 from __future__ import annotations
 
 import hashlib
-from uuid import UUID
 from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 import msgspec
 
