@@ -55,11 +55,13 @@ class StepFlow:
     ends: bool = False
     unread: int = 0
 
-    def add(self, target: str | None) -> None:
-        if target is None:
+    def add(self, targets: list[str] | None) -> None:
+        if targets is None:
             self.unread += 1
-        elif target not in self.targets:
-            self.targets.append(target)
+            return
+        for target in targets:
+            if target not in self.targets:
+                self.targets.append(target)
 
 
 def _parse(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
@@ -99,11 +101,16 @@ def _argument(call: ast.Call, name: str, position: int | None) -> ast.expr | Non
     return None
 
 
-def _target(node: ast.expr | None, self_name: str) -> str | None:
+def _target(node: ast.expr | None, self_name: str) -> list[str] | None:
+    """The step names ``node`` can be: a name, ``self.step``, or either branch of a
+    conditional expression of those; None when it is computed otherwise."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+        return [node.value]
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:
-        return node.attr
+        return [node.attr]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _target(node.body, self_name), _target(node.orelse, self_name)
+        return body + orelse if body is not None and orelse is not None else None
     return None
 
 
