@@ -1,0 +1,89 @@
+"""``flowstar db``: the database schema (Alembic migrations shipped in the package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flowstar.cli._options import JsonOption, UrlOption
+from flowstar.cli._output import print_json, say
+from flowstar.cli._runtime import CliError, redacted, run, settings, start_logging
+
+__all__ = ["app", "register"]
+
+app = typer.Typer(help="The database schema: apply migrations, show the revision.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``flowstar db ...`` to the root command."""
+    root.add_typer(app, name="db")
+
+
+@app.command()
+def upgrade(
+    url: UrlOption = None,
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> None:
+    """Apply migrations (default: to the latest)."""
+    from flowstar.db.migrate import upgrade_async
+
+    start_logging("INFO")  # the migrations it runs, as Alembic reports them
+    target = settings(url).database_url
+    run(upgrade_async(target, revision), database=target)
+    say(f"database at {redacted(target)} is at revision {revision}")
+
+
+@app.command()
+def current(url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Show the database's revision and whether it is the latest."""
+    start_logging()
+    target = settings(url).database_url
+    found = run(_revisions(target), database=target)
+    if as_json:
+        print_json(found)
+        return
+    where = f"database at {found['url']}"
+    if found["revision"] is None:
+        say(f"{where} has no flowstar schema; the latest revision is {found['head']}: run flowstar db upgrade")
+    elif found["up_to_date"]:
+        say(f"{where} is at revision {found['revision']} (the latest)")
+    else:
+        say(f"{where} is at revision {found['revision']}; the latest is {found['head']}: run flowstar db upgrade")
+
+
+def _check_sqlite_file(url: str) -> None:
+    """Refuse a SQLite file that does not exist: connecting would create an empty one."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    in_a_file = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if in_a_file and not Path(str(database)).expanduser().exists():
+        raise CliError(f"no SQLite database at {database}")
+
+
+async def _revisions(url: str) -> dict[str, Any]:
+    """The database's Alembic revision (None: never migrated) and the package's latest."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+    from flowstar.db.connect import create_database_engine
+    from flowstar.db.migrate import VERSION_TABLE, alembic_config
+
+    _check_sqlite_file(url)
+
+    def read(connection: Connection) -> str | None:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+    engine = create_database_engine(url)
+    try:
+        async with engine.connect() as conn:
+            revision = await conn.run_sync(read)
+    finally:
+        await engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    return {"url": redacted(url), "revision": revision, "head": head, "up_to_date": revision == head}

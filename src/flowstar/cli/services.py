@@ -1,0 +1,66 @@
+"""``flowstar demo``, ``flowstar serve`` and ``flowstar worker``: the long-running processes.
+
+Each is a thin front on what exists: the demo module (``python -m flowstar.demo``) and SAQ's
+own runner with flowstar's worker settings (``saq flowstar.saq.build_settings``), so the
+command and the documented ways to start them stay one code path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flowstar.cli._runtime import reporting
+
+__all__ = ["WORKER_SETTINGS", "demo", "register", "serve", "worker"]
+
+# What ``saq`` imports: a function returning the ``Worker`` settings from ``FLOWSTAR_*``.
+WORKER_SETTINGS = "flowstar.saq.worker.build_settings"
+
+HostOption = Annotated[str, typer.Option(envvar="FLOWSTAR_DEMO_HOST", help="address to listen on")]
+PortOption = Annotated[int, typer.Option(envvar="FLOWSTAR_DEMO_PORT", help="port to listen on")]
+
+
+def register(root: typer.Typer) -> None:
+    """Add the process commands to the root command."""
+    root.command()(demo)
+    root.command()(serve)
+    root.command()(worker)
+
+
+def demo(
+    once: Annotated[bool, typer.Option("--once", help="run two expense reports, print them and exit")] = False,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+) -> None:
+    """Run the demo: the task inbox with an SAQ worker and sample workflows (python -m flowstar.demo)."""
+    _run_demo(["--once"] if once else ["--host", host, "--port", str(port)])
+
+
+def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the web app (REST API and task inbox) with an SAQ worker beside it, until Ctrl-C.
+
+    This is the demo's serve path: it migrates the database, starts the sample workflows
+    and serves them to the demo's users.
+    """
+    _run_demo(["--host", host, "--port", str(port)])
+
+
+def _run_demo(argv: list[str]) -> None:
+    from flowstar.demo import main as demo_main
+
+    with reporting():
+        demo_main(argv)
+
+
+def worker(
+    workers: Annotated[int, typer.Option(min=1, help="worker processes to start on this machine")] = 1,
+    check: Annotated[bool, typer.Option("--check", help="exit 0 if workers serve the queue, 1 if none")] = False,
+) -> None:
+    """Run SAQ workers with flowstar's settings (FLOWSTAR_* variables; see docs/distributed.md)."""
+    from saq.runner import run as run_workers
+
+    with reporting():
+        # quiet: the settings configure logging themselves (flowstar.logs).
+        run_workers(WORKER_SETTINGS, workers=workers, check=check, quiet=True)
