@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from flowstar.cli import db, definitions, instances, messages, services, tasks
+from flowstar.cli import bulk, db, definitions, instances, messages, services, tasks
 from flowstar.cli._runtime import SHOW_TRACEBACKS
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -30,6 +30,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     messages.register,
     tasks.register,
     definitions.register,
+    bulk.register,
 )
 
 app = typer.Typer(
