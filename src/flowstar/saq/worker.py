@@ -19,6 +19,8 @@ from saq.queue.redis import RedisQueue
 
 from flowstar.db.store import SQLAlchemyStore
 from flowstar.logs import configure_logging
+from flowstar.metrics import FlowstarMetrics
+from flowstar.metrics.server import MetricsServer, metrics_address, start_metrics_server
 from flowstar.redis.embedded import RedisHandle, connect_redis
 from flowstar.redis.stream_bus import RedisStreamEventBus
 from flowstar.saq.dispatcher import JOB_FUNCTION, JobOptions
@@ -26,9 +28,12 @@ from flowstar.saq.engine import SAQExecutionEngine
 from flowstar.saq.jobs import ENGINE_KEY, run_activation
 from flowstar.settings import FlowstarSettings, load_registry
 
-__all__ = ["UPKEEP_TIMERS", "build_engine", "build_settings", "redis_client"]
+__all__ = ["METRICS_KEY", "UPKEEP_TIMERS", "build_engine", "build_settings", "redis_client"]
 
 log = structlog.get_logger("flowstar.worker")
+
+# Where a worker's context holds its metrics server (``MetricsServer``), when it has one.
+METRICS_KEY = "flowstar_metrics_server"
 
 # SAQ's upkeep loops (abort checks, the schedule tick, the sweep, worker info) each sleep
 # their timer between passes, and a stopping worker waits for every loop's current sleep
@@ -95,6 +100,12 @@ def build_engine(settings: FlowstarSettings, queue: RedisQueue, *, run_reconcile
     )
 
 
+async def _serve_metrics(address: tuple[str, int]) -> MetricsServer:
+    """The worker's metrics and health port (see ``flowstar.metrics.server``)."""
+    host, port = address
+    return await start_metrics_server(FlowstarMetrics(), host, port)
+
+
 class _EmbeddedRedisQueue(RedisQueue):
     """A queue on the embedded Redis: disconnecting it may stop the server.
 
@@ -113,7 +124,9 @@ class _EmbeddedRedisQueue(RedisQueue):
             await self._handles.pop().close()
 
 
-def build_settings(settings: FlowstarSettings | None = None, *, logs: bool = True) -> dict[str, Any]:
+def build_settings(
+    settings: FlowstarSettings | None = None, *, logs: bool = True, metrics: tuple[str, int] | bool | None = True
+) -> dict[str, Any]:
     """The SAQ ``Worker`` settings dict for ``settings`` (default: from the environment).
 
     Args:
@@ -121,10 +134,14 @@ def build_settings(settings: FlowstarSettings | None = None, *, logs: bool = Tru
         logs: configure the process's logging (``flowstar.logs.configure_logging``: plain
             tracebacks without local variables, JSON lines with ``FLOWSTAR_LOG_FORMAT=json``).
             Pass ``False`` when the host application configures logging itself.
+        metrics: where the worker serves ``/metrics`` and ``/health/*``: ``True`` reads
+            ``FLOWSTAR_METRICS_PORT`` and ``FLOWSTAR_METRICS_HOST`` (no port: no server),
+            ``(host, port)`` says it (port 0: any free port), ``None`` or ``False``: none.
     """
     if logs:
         configure_logging()
     config = settings or FlowstarSettings.from_env()
+    address = metrics_address() if metrics is True else metrics or None
     handles: list[RedisHandle] = []
     queue = (
         RedisQueue(redis_client(config), name=config.queue)
@@ -137,12 +154,20 @@ def build_settings(settings: FlowstarSettings | None = None, *, logs: bool = Tru
             # Hold a connection to the embedded server for the worker's lifetime, so that
             # it is stopped only when its last user leaves.
             handles.append(await connect_redis(None, data_dir=config.data_dir))
+        # The port opens first, so that readiness answers (503) while the engine starts.
+        server = await _serve_metrics(address) if address is not None else None
+        ctx[METRICS_KEY] = server
         engine = build_engine(config, queue)
+        if server is not None:
+            server.metrics.install(engine)
         await engine.start()
         ctx[ENGINE_KEY] = engine
         log.info("flowstar worker ready", queue=config.queue, concurrency=config.concurrency, pid=os.getpid())
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        server: MetricsServer | None = ctx.get(METRICS_KEY)
+        if server is not None:
+            await server.close()
         engine: SAQExecutionEngine | None = ctx.get(ENGINE_KEY)
         if engine is not None:
             await engine.close()

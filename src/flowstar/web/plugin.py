@@ -14,9 +14,12 @@ from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins import InitPlugin
 
 from flowstar.engine.core import Engine
+from flowstar.metrics import FlowstarMetrics
+from flowstar.metrics.parts import core_engine
 from flowstar.model.access import User
 from flowstar.web.auth import SessionUserProvider, current_user_of
 from flowstar.web.config import WebConfig
+from flowstar.web.health import MonitoringConfig, monitoring_router
 from flowstar.web.runtime import EngineHolder
 
 if TYPE_CHECKING:
@@ -31,18 +34,45 @@ class WorkflowWebPlugin(InitPlugin):
 
     Every option is a ``WebConfig`` field (pass them as keywords, or ``config=``).  Handlers
     may inject ``engine`` (the flowstar engine), ``current_user`` (``User | None``) and
-    ``web_config`` (the ``WebConfig``).
+    ``web_config`` (the ``WebConfig``).  ``monitoring`` configures the metrics and health
+    routes (``MonitoringConfig``; on by default, ``MonitoringConfig(enabled=False)`` drops
+    them): the engine's commits then feed ``monitoring.metrics``.
     """
 
-    __slots__ = ("config", "holder")
+    __slots__ = ("config", "holder", "metrics", "monitoring")
 
-    def __init__(self, config: WebConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self, config: WebConfig | None = None, *, monitoring: MonitoringConfig | None = None, **options: Any
+    ) -> None:
         if config is not None and options:
             raise TypeError("pass either config= or keyword options, not both")
         self.config = config or WebConfig(**options)
         if self.config.user_provider is None and self.config.user_directory is not None:
             self.config.user_provider = SessionUserProvider(self.config.user_directory)
         self.holder = EngineHolder(self.config.engine, self.config.settings)
+        self.monitoring = monitoring or MonitoringConfig()
+        self.metrics: FlowstarMetrics | None = None
+        if self.monitoring.enabled:
+            self.metrics = self.monitoring.metrics = self._metrics(self.monitoring.metrics)
+
+    def _metrics(self, given: FlowstarMetrics | None) -> FlowstarMetrics:
+        """The metrics to serve: ``given``, else those the engine passed in already reports to
+        (another app on the same engine), else new ones."""
+        engine = core_engine(self.config.engine) if self.config.engine is not None else None
+        if engine is None:
+            return given or FlowstarMetrics()
+        if given is None:
+            return FlowstarMetrics.for_engine(engine)
+        given.install(engine)
+        return given
+
+    async def engine(self) -> Engine:
+        """The plugin's engine (built on first use when the plugin owns it), its commits
+        counted by the plugin's metrics."""
+        engine = await self.holder.get()
+        if self.metrics is not None:
+            self.metrics.install(core_engine(engine))
+        return engine
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add the plugin's dependencies, routes, middleware, handlers and lifespan."""
@@ -52,7 +82,7 @@ class WorkflowWebPlugin(InitPlugin):
         holder = self.holder
 
         async def provide_engine() -> Engine:
-            return await holder.get()
+            return await self.engine()
 
         async def provide_current_user(request: ASGIConnection[Any, Any, Any, Any]) -> User | None:
             return await current_user_of(request)
@@ -87,6 +117,9 @@ class WorkflowWebPlugin(InitPlugin):
             app_config.route_handlers.append(api_router(config))
         if config.enable_ui:
             self._add_ui(app_config)
+        if self.monitoring.enabled:
+            app_config.state["flowstar_metrics"] = self.metrics
+            app_config.route_handlers.append(monitoring_router(config, self.monitoring, self.engine))
         return app_config
 
     def _add_auth(self, app_config: AppConfig) -> None:
