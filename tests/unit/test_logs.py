@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import structlog
 
+from flowstar import LocalExecutionEngine, WorkflowContext, WorkflowRegistry
 from flowstar.logs import configure_logging, format_exception
 from flowstar.model.errors import ValidationError
+from tests.unit.helpers import Fn, linear
 
 SECRET = "s3cr3t-card-4111-1111"
 
@@ -157,3 +159,30 @@ def test_worker_settings_configure_logging_unless_told_not_to(logs: bool) -> Non
     # A Redis URL: nothing is started or contacted while the settings are built.
     build_settings(FlowstarSettings(redis_url="redis://127.0.0.1:6379/15"), logs=logs)
     assert sum(isinstance(h, _StderrHandler) for h in root.handlers) == (1 if logs else 0)
+
+
+async def test_a_steps_own_log_lines_name_its_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """structlog calls inside a step carry the instance, workflow, version, step, activation and attempt."""
+
+    def log_inside(context: WorkflowContext) -> None:
+        structlog.get_logger("my.app").info("charging", amount=12)
+
+    registry = WorkflowRegistry()
+    registry.register_definition(linear("billing", Fn("charge", log_inside), version="2.1.0"))
+    configure_logging("json", "INFO")
+    engine = LocalExecutionEngine(registry)
+    instance = await engine.start_workflow("billing")
+    (record,) = await engine.get_history(instance.id)  # a run's record has its activation's id
+    await engine.close()
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    (line,) = [r for r in records if r["event"] == "charging"]
+    assert {k: line[k] for k in ("instance_id", "workflow", "version", "step", "attempt", "amount")} == {
+        "instance_id": str(instance.id),
+        "workflow": "billing",
+        "version": "2.1.0",
+        "step": "charge",
+        "attempt": 1,
+        "amount": 12,
+    }
+    assert line["activation"] == record.id
+    assert "instance_id" not in structlog.contextvars.get_contextvars()  # unbound after the step

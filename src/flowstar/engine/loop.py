@@ -18,6 +18,7 @@ from uuid import UUID
 
 import msgspec
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from flowstar.engine.activation import ActivationRun, RunTracker
 from flowstar.engine.bus import EventBus
@@ -252,9 +253,18 @@ class EngineLoop(EngineReads):
                 history=state.history,
             )
             step = definition.steps[token.step]
-            result = await run_step(
-                step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now
-            )
+            # Every line the step logs (the user's own structlog calls too) names its run.
+            with bound_contextvars(
+                instance_id=state.id,
+                workflow=definition.name,
+                version=definition.version,
+                step=token.step,
+                activation=token_id,
+                attempt=token.attempt,
+            ):
+                result = await run_step(
+                    step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now
+                )
             if result.command is not None:
                 result = await self._prepare_result(state, token, result)
             try:
