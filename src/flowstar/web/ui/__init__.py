@@ -32,8 +32,9 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
 def ui_router(config: WebConfig) -> Router:
     """The inbox pages and their static files, at ``config.ui_path``."""
+    from flowstar.web.ui.bulk import BULK_ROUTES
     from flowstar.web.ui.instances import INSTANCE_ROUTES
     from flowstar.web.ui.routes import ROUTES
 
     static = create_static_files_router(path="/static", directories=[STATIC_DIR], name="flowstar-ui:static")
-    return Router(path=config.ui_path or "/", route_handlers=[*ROUTES, *INSTANCE_ROUTES, static])
+    return Router(path=config.ui_path or "/", route_handlers=[*ROUTES, *INSTANCE_ROUTES, *BULK_ROUTES, static])

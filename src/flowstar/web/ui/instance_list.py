@@ -13,12 +13,16 @@ from litestar.response import Redirect, Template
 
 from flowstar.engine.core import Engine
 from flowstar.model.access import User
+from flowstar.model.bulk import BulkFilter
 from flowstar.model.enums import WorkflowStatus
 from flowstar.model.errors import ValidationError
+from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
+from flowstar.web.ui.forms import FormValues
 from flowstar.web.ui.routes import page_context, sign_in_needed
+from flowstar.web.ui.task_access import may_administer
 
-__all__ = ["InstanceFilter", "instance_list"]
+__all__ = ["InstanceFilter", "instance_list", "instance_list_page"]
 
 _STATUSES = [status.value for status in WorkflowStatus]
 
@@ -31,6 +35,15 @@ class InstanceFilter:
     status: str = ""
     created_after: str = ""
     created_before: str = ""
+
+    @classmethod
+    def from_form(cls, posted: FormValues) -> InstanceFilter:
+        """The filters a form carried along (the bulk forms keep the list's filters)."""
+
+        def field(name: str) -> str:
+            return (posted.get(name) or [""])[0].strip()
+
+        return cls(field("workflow"), field("status"), field("created_after"), field("created_before"))
 
     def query(self) -> str:
         """The filters that are set, as a query string (kept by the next page link)."""
@@ -56,6 +69,21 @@ class InstanceFilter:
             "created_after": _moment(self.created_after, "started from"),
             "created_before": _moment(self.created_before, "started before"),
         }
+
+    def bulk_filter(self) -> BulkFilter:
+        """The same filters for a bulk operation ("act on every matching instance").
+
+        Raises:
+            ValidationError: as ``engine_filters``.
+        """
+        found = self.engine_filters()
+        status = found["status"]
+        return BulkFilter(
+            workflow=found["workflow_name"],
+            statuses=(status.value,) if status is not None else None,
+            created_after=found["created_after"],
+            created_before=found["created_before"],
+        )
 
 
 def _moment(text: str, what: str) -> datetime | None:
@@ -88,6 +116,12 @@ async def _list_context(engine: Engine, user: User | None, shown: InstanceFilter
         "next_cursor": None,
         "error": "",
         "only_mine": user is not None and not user.is_admin,
+        # An admin may select instances (or take every matching one) and act on them in bulk.
+        "can_bulk": may_administer(user),
+        "cursor": cursor,
+        "selected": set(),
+        "bulk_notice": "",
+        "posted": {},
     }
     try:
         page = await engine.find_instances(**shown.engine_filters(), **_scope(user), cursor=cursor or None)
@@ -116,9 +150,27 @@ async def instance_list(
     if redirect:
         return redirect
     shown = InstanceFilter(workflow.strip(), status.strip(), created_after.strip(), created_before.strip())
-    context = await _list_context(engine, current_user, shown, cursor)
+    return await instance_list_page(engine, current_user, web_config, shown, cursor)
+
+
+async def instance_list_page(
+    engine: Engine,
+    user: User | None,
+    config: WebConfig,
+    shown: InstanceFilter,
+    cursor: str = "",
+    *,
+    status: int = 200,
+    **shown_too: Any,
+) -> Template:
+    """The list page; ``shown_too`` overrides its context (a bulk form's refusal and input).
+
+    A bad filter answers 400 whatever ``status`` says: the list itself could not be read.
+    """
+    context = await _list_context(engine, user, shown, cursor)
+    context.update(shown_too)
     return Template(
         template_name="flowstar/instance_list.html",
-        context=page_context(web_config, current_user, **context),
-        status_code=400 if context["error"] else 200,
+        context=page_context(config, user, **context),
+        status_code=400 if context["error"] else status,
     )

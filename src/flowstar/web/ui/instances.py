@@ -25,13 +25,14 @@ from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
 from flowstar.web.ui.forms import FormValues, form_context, read_post
 from flowstar.web.ui.instance_list import instance_list
-from flowstar.web.ui.routes import message, page_context, sign_in_needed
-from flowstar.web.ui.task_access import error_status, visible_instance
+from flowstar.web.ui.routes import message, page_context, posted_fields, sign_in_needed
+from flowstar.web.ui.task_access import error_status, may_administer, visible_instance
 from flowstar.web.ui.task_actions import ANONYMOUS
 
-__all__ = ["INSTANCE_ROUTES"]
+__all__ = ["INSTANCE_ROUTES", "REASON_LIMIT", "cancel_reason"]
 
-_REASON_LIMIT = 1000
+REASON_LIMIT = 1000
+"""The longest cancellation reason the pages accept."""
 
 
 @get("/start", name="flowstar-ui:start-list")
@@ -83,10 +84,6 @@ async def start_page(
     return Template(template_name="flowstar/start.html", context=context)
 
 
-def _posted(form: Any) -> FormValues:
-    return {key: list(form.getall(key)) for key in form if key != "_csrf_token"}
-
-
 @post("/start/{name:str}", name="flowstar-ui:start-post", status_code=303)
 async def start(
     request: Request[Any, Any, Any],
@@ -99,7 +96,7 @@ async def start(
     definition = await _definition_or_answer(name, engine, current_user, web_config)
     if isinstance(definition, (Template, Redirect)):
         return definition
-    values = _posted(await request.form())
+    values = posted_fields(await request.form())
     data, errors = read_post(definition.input_schema, values)
     if not errors:
         try:
@@ -120,11 +117,6 @@ async def start(
     return Template(template_name="flowstar/start.html", context=context, status_code=422)
 
 
-def _may_administer(user: User | None) -> bool:
-    # No user at all is the trusted back office (no user provider configured).
-    return user is None or user.is_admin
-
-
 async def _instance_page(
     engine: Engine,
     instance: WorkflowInstance,
@@ -137,7 +129,7 @@ async def _instance_page(
 ) -> Template:
     """The instance page; ``notice`` is a refusal to show, ``posted`` the action fields to show again."""
     definition = engine.registry.get_definition(instance.workflow_name, instance.workflow_version)
-    admin = _may_administer(user)
+    admin = may_administer(user)
     shown = posted or {}
     context = page_context(
         config,
@@ -183,12 +175,22 @@ async def instance_page(
     return await _instance_page(engine, found, current_user, web_config)
 
 
-async def _cancel(engine: Engine, instance: WorkflowInstance, user: User | None, posted: FormValues) -> None:
+def cancel_reason(posted: FormValues) -> str:
+    """The posted ``reason``, stripped: a cancellation needs one (it is kept as the instance's error).
+
+    Raises:
+        ValidationError: none given, or longer than ``REASON_LIMIT``.
+    """
     reason = (posted.get("reason") or [""])[0].strip()
     if not reason:
         raise ValidationError("a cancellation needs a reason")
-    if len(reason) > _REASON_LIMIT:
-        raise ValidationError(f"the reason is longer than {_REASON_LIMIT} characters")
+    if len(reason) > REASON_LIMIT:
+        raise ValidationError(f"the reason is longer than {REASON_LIMIT} characters")
+    return reason
+
+
+async def _cancel(engine: Engine, instance: WorkflowInstance, user: User | None, posted: FormValues) -> None:
+    reason = cancel_reason(posted)
     canceled_by = None if user is not None else ANONYMOUS
     await engine.cancel_workflow(instance.id, reason, canceled_by, user=user)
 
@@ -229,7 +231,7 @@ async def instance_action(
     run = _ACTIONS.get(action)
     if run is None:
         return message(web_config, current_user, 404, "No such action.")
-    posted = _posted(await request.form())
+    posted = posted_fields(await request.form())
     try:
         await run(engine, found, current_user, posted)
     except WorkflowsError as exc:

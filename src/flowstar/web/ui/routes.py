@@ -24,10 +24,10 @@ from flowstar.model.state import HumanTask
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
 from flowstar.web.ui.forms import FormValues, form_context, read_post
-from flowstar.web.ui.task_access import error_status, visible_task
-from flowstar.web.ui.task_actions import ACTIONS, ANONYMOUS, ActionCall, action_context
+from flowstar.web.ui.task_access import error_status, may_administer, visible_task
+from flowstar.web.ui.task_actions import ACTIONS, ANONYMOUS, ActionCall, action_context, assignable_users
 
-__all__ = ["ROUTES", "message", "page_context", "sign_in_needed"]
+__all__ = ["ROUTES", "ListFilter", "inbox_page", "message", "page_context", "posted_fields", "sign_in_needed"]
 
 # Each tab's status and claimable filter: my tasks are the open ones assigned to (or
 # claimed by) me, my groups' tasks the open ones waiting for somebody of a group to take.
@@ -105,7 +105,9 @@ class ListFilter:
         return urlencode(params)
 
 
-async def _list_context(engine: Engine, user: User | None, shown: ListFilter, cursor: str | None) -> dict[str, Any]:
+async def _list_context(
+    engine: Engine, user: User | None, shown: ListFilter, cursor: str | None, config: WebConfig
+) -> dict[str, Any]:
     tab = shown.tab if shown.tab in _TABS else "open"
     shown = ListFilter(tab=tab, workflow=shown.workflow or None, overdue=shown.overdue and tab != "completed")
     status, claimable = _TABS[tab]
@@ -136,7 +138,31 @@ async def _list_context(engine: Engine, user: User | None, shown: ListFilter, cu
         "workflows": sorted({d.name for d in engine.registry.list_definitions()}),
         "overdue": overdue,
         "next_cursor": page.next_cursor,
+        # An admin may select open tasks and reassign them in one bulk operation.
+        "can_bulk": may_administer(user) and tab != "completed",
+        "assignable": assignable_users(config.user_directory, user),
+        "selected": set(),
+        "bulk_notice": "",
+        "posted": {},
     }
+
+
+async def inbox_page(
+    engine: Engine,
+    user: User | None,
+    config: WebConfig,
+    shown: ListFilter,
+    cursor: str | None = None,
+    *,
+    status: int = 200,
+    **shown_too: Any,
+) -> Template:
+    """The inbox page; ``shown_too`` overrides its context (a bulk form's refusal and input)."""
+    context = await _list_context(engine, user, shown, cursor, config)
+    context.update(shown_too)
+    return Template(
+        template_name="flowstar/inbox.html", context=page_context(config, user, **context), status_code=status
+    )
 
 
 @get("/", name="flowstar-ui:inbox")
@@ -155,8 +181,7 @@ async def inbox(
     redirect = sign_in_needed(web_config, current_user)
     if redirect:
         return redirect
-    context = await _list_context(engine, current_user, ListFilter(tab, workflow, overdue), cursor)
-    return Template(template_name="flowstar/inbox.html", context=page_context(web_config, current_user, **context))
+    return await inbox_page(engine, current_user, web_config, ListFilter(tab, workflow, overdue), cursor)
 
 
 @get("/fragments/tasks", name="flowstar-ui:task-list")
@@ -173,7 +198,7 @@ async def task_list(
     """The task table alone, fetched by htmx when a task event arrives."""
     if sign_in_needed(web_config, current_user):
         return Response(content="", status_code=401)
-    context = await _list_context(engine, current_user, ListFilter(tab, workflow, overdue), None)
+    context = await _list_context(engine, current_user, ListFilter(tab, workflow, overdue), None, web_config)
     return Template(template_name="flowstar/task_list.html", context=page_context(web_config, current_user, **context))
 
 
@@ -245,7 +270,8 @@ async def task_page(
     return await _task_page(engine, found, current_user, web_config)
 
 
-def _posted(form: Any) -> FormValues:
+def posted_fields(form: Any) -> FormValues:
+    """A posted form's fields (every value of each), without the CSRF token."""
     return {key: list(form.getall(key)) for key in form if key != "_csrf_token"}
 
 
@@ -265,7 +291,7 @@ async def complete(
     found = await _task_or_answer(task_id, engine, current_user, web_config)
     if not isinstance(found, HumanTask):
         return found
-    values = _posted(await request.form())
+    values = posted_fields(await request.form())
     data, errors = read_post(found.form_schema, values)
     if not errors:
         user_id = None if current_user else ANONYMOUS
@@ -302,7 +328,7 @@ async def task_action(
     run = ACTIONS.get(action)
     if run is None:
         return message(web_config, current_user, 404, "No such action.")
-    posted = _posted(await request.form())
+    posted = posted_fields(await request.form())
     try:
         await run(ActionCall(engine, found, current_user, posted, web_config.user_directory))
     except WorkflowsError as exc:

@@ -20,7 +20,16 @@ from flowstar.model.errors import (
 )
 from flowstar.model.state import HumanTask
 
-__all__ = ["error_status", "visible_instance", "visible_task"]
+__all__ = ["error_status", "may_administer", "visible_instance", "visible_task"]
+
+
+def may_administer(user: User | None) -> bool:
+    """Whether the pages offer admin actions (cancel, retry, bulk actions) to ``user``.
+
+    No user at all is the trusted back office (no user provider configured); the engine
+    checks again on every call.
+    """
+    return user is None or user.is_admin
 
 
 def error_status(exc: WorkflowsError) -> int:

@@ -28,7 +28,9 @@ __all__ = [
     "TaskAbilities",
     "abilities",
     "action_context",
+    "assignable_users",
     "audit_lines",
+    "check_assignee",
 ]
 
 ANONYMOUS = "anonymous"
@@ -160,13 +162,18 @@ async def _comment(call: ActionCall) -> None:
     await call.engine.comment_task(call.task.id, call.field("text"), user=call.user, author=author)
 
 
-def _check_assignee(call: ActionCall, assignee: str) -> None:
-    # A task handed to an id nobody signs in with would vanish from every inbox.
-    directory = call.directory
+def check_assignee(directory: UserDirectory | None, user: User | None, assignee: str) -> None:
+    """Refuse an assignee the directory does not know in ``user``'s tenant.
+
+    A task handed to an id nobody signs in with would vanish from every inbox.
+
+    Raises:
+        ValidationError: no such user (with no directory, any id is taken).
+    """
     if directory is None:
         return
     known = directory.get(assignee)
-    if known is None or (call.user is not None and known.tenant_id != call.user.tenant_id):
+    if known is None or (user is not None and known.tenant_id != user.tenant_id):
         raise ValidationError(f"there is no user {assignee!r} to give the task to")
 
 
@@ -177,7 +184,7 @@ async def _reassign(call: ActionCall) -> None:
     if not reason:
         raise ValidationError("a reassignment needs a reason")
     if assignee is not None:
-        _check_assignee(call, assignee)
+        check_assignee(call.directory, call.user, assignee)
     await call.engine.reassign_task(
         call.task.id,
         assignee,
@@ -197,7 +204,8 @@ ACTIONS: Mapping[str, Callable[[ActionCall], Awaitable[None]]] = {
 """The task page's actions by the name in their URL (``POST /tasks/{id}/{name}``)."""
 
 
-def _assignable(directory: UserDirectory | None, user: User | None) -> list[User]:
+def assignable_users(directory: UserDirectory | None, user: User | None) -> list[User]:
+    """The users a task may be given to: the directory's, in ``user``'s tenant."""
     if directory is None:
         return []
     tenant = user.tenant_id if user is not None else None
@@ -213,5 +221,5 @@ async def action_context(
         "can": abilities(task, user),
         "comments": [e for e in entries if e.action == "commented"],
         "audit": audit_lines(entries),
-        "assignable": _assignable(directory, user),
+        "assignable": assignable_users(directory, user),
     }
