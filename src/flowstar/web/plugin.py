@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,10 @@ class WorkflowWebPlugin(InitPlugin):
             app_config.route_handlers.append(api_router(config))
         if config.enable_ui:
             self._add_ui(app_config)
+        if config.enable_admin and importlib.util.find_spec("starlette") is not None:
+            from flowstar.web.queues import queue_router
+
+            app_config.route_handlers.append(queue_router(config, self.engine))
         if self.monitoring.enabled:
             app_config.state["flowstar_metrics"] = self.metrics
             app_config.route_handlers.append(monitoring_router(config, self.monitoring, self.engine))
