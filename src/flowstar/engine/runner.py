@@ -17,6 +17,7 @@ from flowstar.model.gateways import BaseGateway
 from flowstar.model.retry import NO_RETRY, RetryPolicy
 from flowstar.model.steps import BaseStep, Step
 from flowstar.model.transitions import InnerRecord, StepResult
+from flowstar.tracing import record_step_error, traced_step
 
 __all__ = ["describe_error", "failure", "output_of", "run_group", "run_step"]
 
@@ -156,6 +157,7 @@ async def _run_body(
     return True, await _call_body(step, context), None
 
 
+@traced_step
 async def run_step(
     step: Step,
     context: WorkflowContext,
@@ -163,10 +165,15 @@ async def run_step(
     attempt: int,
     policy: RetryPolicy | None,
     now: Now,
+    activation_id: str | None = None,
+    version: str | None = None,
 ) -> StepResult:
     """Run one activation's body and describe the outcome; never raises for step errors.
 
-    ``policy`` is the workflow's retry policy (the step's own one wins).
+    ``policy`` is the workflow's retry policy (the step's own one wins).  ``activation_id``
+    and ``version`` (the definition's) only name the execution on its trace span (see
+    ``flowstar.tracing``, which wraps this function in a span when OpenTelemetry is
+    installed and leaves it untouched otherwise).
     """
     started = now()
     inner: list[InnerRecord] = []
@@ -188,6 +195,7 @@ async def run_step(
         if getattr(step.on_success, "__func__", None) is not _ON_SUCCESS:
             await step.on_success(context, result)
     except Exception as exc:
+        record_step_error(exc)
         return await failure(step, context, exc, attempt=attempt, policy=policy, started=started, now=now, inner=inner)
     return StepResult(
         status="succeeded",

@@ -3,7 +3,9 @@
 SAQ's job defaults (``timeout=10``, one attempt, no heartbeat, 600 s records) would lose or
 cut short our steps, so every option is set here deliberately.  The job key is derived from
 the activation, so enqueueing the same activation twice (a relay and the reconciler, say)
-yields one job while it is pending.
+yields one job while it is pending.  A dispatch made while a trace span is current carries
+that trace context in the job's kwargs (see ``flowstar.tracing``), so the job's steps join
+the caller's trace.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flowstar.engine.clock import Clock, SystemClock
 from flowstar.engine.ports import ActivationRunner
 from flowstar.model.state import Token
 from flowstar.saq.jobrun import JobRun
+from flowstar.tracing import TRACE_KWARG, trace_carrier
 
 __all__ = ["JOB_FUNCTION", "JobOptions", "SAQDispatcher", "job_key"]
 
@@ -85,16 +88,20 @@ class SAQDispatcher:
         self.runner = runner
 
     def job_for(self, instance_id: str, token: Token) -> Job:
-        """The SAQ job for ``token``."""
+        """The SAQ job for ``token``, with the current trace context if a span is current."""
         options = self.options
         scheduled = 0
         if token.due_at is not None:
             wake = token.due_at.timestamp() - options.early
             if wake > self.clock.now().timestamp():
                 scheduled = math.floor(wake)
+        kwargs: dict[str, object] = {"instance_id": instance_id, "token_id": token.id}
+        carrier = trace_carrier()
+        if carrier is not None:
+            kwargs[TRACE_KWARG] = carrier
         return Job(
             function=JOB_FUNCTION,
-            kwargs={"instance_id": instance_id, "token_id": token.id},
+            kwargs=kwargs,
             key=job_key(token.id),
             timeout=options.timeout,
             heartbeat=options.heartbeat,
