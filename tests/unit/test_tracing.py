@@ -128,6 +128,39 @@ async def test_three_steps_make_three_spans_under_the_span_that_started_the_inst
         assert attributes[ft.INSTANCE_ID] == str(instance.id)
         assert attributes[ft.ATTEMPT] == 1
         assert attributes[ft.OUTCOME] == "succeeded"
+        assert attributes[ft.WORKFLOW_VERSION] == "2.1.0"
+    activations = [dict(s.attributes or {})[ft.ACTIVATION_ID] for s in steps]
+    records = [r.id for r in await engine.get_history(instance.id)]  # a run's record has its id
+    assert activations == records
+    assert len(set(activations)) == 3
+
+
+async def test_a_delayed_step_keeps_the_span_of_the_call_that_scheduled_it(
+    clock: ManualClock, spans: InMemorySpanExporter
+) -> None:
+    """A retry back-off runs from the scheduler, under the span of the start that led to it."""
+    failed: set[str] = set()
+
+    def fail_once(context: WorkflowContext) -> str:
+        if str(context.instance_id) not in failed:
+            failed.add(str(context.instance_id))
+            raise RuntimeError("the first attempt of each instance fails")
+        return "ok"
+
+    flaky = Fn("call", fail_once)
+    flaky.retry_policy = RetryPolicy(max_attempts=2, initial_delay=5, jitter=0)
+    engine = _engine(linear("flaky", flaky), clock=clock)
+    with tracer.start_as_current_span("first caller") as first:
+        one = await engine.start_workflow("flaky")
+    with tracer.start_as_current_span("second caller") as second:
+        two = await engine.start_workflow("flaky")
+    await advance(engine, clock, 5)
+    parents = {
+        dict(s.attributes or {})[ft.INSTANCE_ID]: s.parent.span_id for s in step_spans(spans) if s.parent is not None
+    }
+    assert parents == {str(one.id): first.get_span_context().span_id, str(two.id): second.get_span_context().span_id}
+    retried = [s for s in step_spans(spans) if dict(s.attributes or {})[ft.ATTEMPT] == 2]
+    assert len(retried) == 2
 
 
 async def test_run_step_names_the_activation_and_the_definition_version(spans: InMemorySpanExporter) -> None:
@@ -262,7 +295,11 @@ async def test_the_job_function_runs_under_the_carried_context_and_without_one_i
 # -- HTTP server spans ------------------------------------------------------------------------
 
 
-def traced_app(engine: Any) -> Litestar:
+def traced_app(engine: Any, how: str = "plugin") -> Litestar:
+    """An app tracing its requests: with Litestar's plugin beside ours, or our ``tracing`` option."""
+    if how == "option":
+        web = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False, tracing=True)
+        return Litestar(plugins=[web])
     web = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False)
     return Litestar(plugins=[web, tracing_plugin()])
 
@@ -272,9 +309,12 @@ def server_span(exporter: InMemorySpanExporter) -> ReadableSpan:
     return span
 
 
-async def test_post_instances_is_a_server_span_whose_trace_holds_the_step_spans(spans: InMemorySpanExporter) -> None:
+@pytest.mark.parametrize("how", ["plugin", "option"])
+async def test_post_instances_is_a_server_span_whose_trace_holds_the_step_spans(
+    spans: InMemorySpanExporter, how: str
+) -> None:
     engine = _engine(linear("web3", Set("one", a=1), Set("two", b=2), Set("three", c=3)))
-    async with AsyncTestClient(traced_app(engine)) as client:
+    async with AsyncTestClient(traced_app(engine, how)) as client:
         response = await client.post(f"{PREFIX}/instances", json={"definition_name": "web3"})
         assert response.status_code == 200, response.text
         await engine.settled(response.json()["id"])

@@ -1,12 +1,15 @@
 """The inline dispatcher: runs activations as tasks on the current event loop.
 
 Due activations start at once; future ones (timers, retry back-offs) wait in one heap served
-by a single scheduler task, so a thousand waiting timers hold no asyncio task each.
+by a single scheduler task, so a thousand waiting timers hold no asyncio task each.  A queued
+activation keeps the context variables of the call that queued it (a trace's current span,
+for one) and starts in them, not in the scheduler's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,7 +35,7 @@ class InlineDispatcher:
         self._inflight: dict[str, int] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._heap: list[tuple[datetime, int, str, str]] = []
+        self._heap: list[tuple[datetime, int, str, str, contextvars.Context]] = []
         self._queued: set[str] = set()
         self._seq = 0
         self._wake: asyncio.Event | None = None
@@ -63,16 +66,18 @@ class InlineDispatcher:
             elif token.id not in self._queued:
                 self._queued.add(token.id)
                 self._seq += 1
-                heapq.heappush(self._heap, (due_at, self._seq, instance_id, token.id))
+                # The sequence number is unique: tuples never compare their contexts.
+                entry = (due_at, self._seq, instance_id, token.id, contextvars.copy_context())
+                heapq.heappush(self._heap, entry)
                 self._ensure_scheduler()
 
-    def _start(self, instance_id: str, token_id: str) -> None:
+    def _start(self, instance_id: str, token_id: str, context: contextvars.Context | None = None) -> None:
         if self._runner is None:
             raise RuntimeError("dispatcher is not bound to an engine")
         if self._closed:
             return
         self._track(instance_id, 1)
-        task = asyncio.create_task(self._run(instance_id, token_id))
+        task = asyncio.create_task(self._run(instance_id, token_id), context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -110,7 +115,8 @@ class InlineDispatcher:
             self._wake = asyncio.Event()
         self._wake.set()
         if self._scheduler is None or self._scheduler.done():
-            self._scheduler = asyncio.create_task(self._schedule())
+            # In an empty context: what it starts runs in the context each entry kept.
+            self._scheduler = asyncio.create_task(self._schedule(), context=contextvars.Context())
 
     async def _schedule(self) -> None:
         assert self._wake is not None
@@ -123,9 +129,9 @@ class InlineDispatcher:
             if due_at > self.clock.now():
                 await self.clock.sleep_until(due_at, self._wake)
                 continue
-            _due, _seq, instance_id, token_id = heapq.heappop(self._heap)
+            _due, _seq, instance_id, token_id, context = heapq.heappop(self._heap)
             self._queued.discard(token_id)
-            self._start(instance_id, token_id)
+            self._start(instance_id, token_id, context)
 
     def running_instances(self) -> list[str]:
         """Instances with an activation running in this process."""

@@ -263,7 +263,13 @@ class EngineLoop(EngineReads):
                 attempt=token.attempt,
             ):
                 result = await run_step(
-                    step, context, attempt=token.attempt, policy=definition.retry_policy, now=self.clock.now
+                    step,
+                    context,
+                    attempt=token.attempt,
+                    policy=definition.retry_policy,
+                    now=self.clock.now,
+                    activation_id=token_id,
+                    version=definition.version,
                 )
             if result.command is not None:
                 result = await self._prepare_result(state, token, result)

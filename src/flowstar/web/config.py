@@ -50,6 +50,8 @@ class WebConfig:
             ``_csrf_token`` field, JSON requests the ``x-csrftoken`` header).
         session_cookie_secure: send the session cookie only over HTTPS.
         default_page_size: list page size when ``?limit=`` is not given.
+        tracing: add an OpenTelemetry server span per HTTP request (the ``otel`` extra;
+            docs/tracing.md), unless the app has Litestar's OpenTelemetry plugin already.
     """
 
     path_prefix: str = "/workflows"
@@ -68,6 +70,7 @@ class WebConfig:
     csrf: bool = True
     session_cookie_secure: bool = False
     default_page_size: int = 50
+    tracing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

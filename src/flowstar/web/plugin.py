@@ -112,6 +112,8 @@ class WorkflowWebPlugin(InitPlugin):
         for error, handler in exception_handlers().items():
             app_config.exception_handlers.setdefault(error, handler)
         self._add_auth(app_config)
+        if config.tracing:
+            _add_tracing(app_config)
         if config.enable_api:
             from flowstar.web.api import api_router
 
@@ -150,3 +152,13 @@ class WorkflowWebPlugin(InitPlugin):
         app_config.route_handlers.append(ui.ui_router(self.config))
         if app_config.template_config is None:
             app_config.template_config = ui.template_config()
+
+
+def _add_tracing(app_config: AppConfig) -> None:
+    """Litestar's OpenTelemetry middleware, unless the app brought Litestar's plugin itself."""
+    from litestar.plugins.opentelemetry import OpenTelemetryPlugin
+
+    from flowstar.web.tracing import tracing_middleware
+
+    if not any(isinstance(plugin, OpenTelemetryPlugin) for plugin in app_config.plugins):
+        app_config.middleware.append(tracing_middleware())
