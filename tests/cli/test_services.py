@@ -68,6 +68,15 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
         return subprocess.Popen([FLOWSTAR, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+async def _answers(url: str) -> bool:
+    """Whether a server answers ``url`` with 200 yet."""
+    async with httpx.AsyncClient(timeout=2) as client:
+        try:
+            return (await client.get(url)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -99,12 +108,15 @@ def test_serve_serves_the_inbox_until_interrupted(cli: Cli, saq_env: SaqEnv, tmp
         async def up() -> bool:
             if server.poll() is not None:
                 raise AssertionError(log.read_text())
-            return "Inbox: http://" in log.read_text()
+            # The line comes before the port is bound: wait for an answer too.
+            return "Inbox: http://" in log.read_text() and await _answers(f"http://127.0.0.1:{port}/workflows/ui/login")
 
         asyncio.run(wait_for(up, within=30, what="the server"))
         login = httpx.get(f"http://127.0.0.1:{port}/workflows/ui/login", timeout=10)
         assert login.status_code == 200
         assert "Sign in" in login.text
+        # The plugin on FLOWSTAR_* settings: its API needs a sign-in, and knows the registry's workflows.
+        assert httpx.get(f"http://127.0.0.1:{port}/workflows/definitions", timeout=10).status_code == 401
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=15) == 0
     finally:
@@ -153,3 +165,24 @@ def _status_and_steps(cli: Cli, instance_id: str) -> tuple[WorkflowStatus, list[
         return instance.status, [r.step_name for r in await engine.get_history(instance_id)]
 
     return cli.with_engine(read)
+
+
+def test_serve_app_serves_the_named_application(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    server = _process(["serve", "--app", "tests.cli.served_app:app", "--port", str(port)], dict(os.environ), log)
+    try:
+
+        async def up() -> bool:
+            if server.poll() is not None:
+                raise AssertionError(log.read_text())
+            return await _answers(f"http://127.0.0.1:{port}/hello")
+
+        asyncio.run(wait_for(up, within=30, what="the server"))
+        assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=10).json() == {"hello": "from the host app"}
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=15) == 0
+    finally:
+        server.kill()
+        server.wait()
+    assert "Sign-in: the demo's sample users" not in log.read_text()

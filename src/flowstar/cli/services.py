@@ -1,16 +1,18 @@
 """``flowstar demo``, ``flowstar serve`` and ``flowstar worker``: the long-running processes.
 
-Each is a thin front on what exists: the demo module (``python -m flowstar.demo``) and SAQ's
-own runner with flowstar's worker settings (``saq flowstar.saq.build_settings``), so the
-command and the documented ways to start them stay one code path.
+Each is a thin front on what exists: the demo module (``python -m flowstar.demo``), uvicorn
+serving an app with the web plugin, and SAQ's own runner with flowstar's worker settings
+(``saq flowstar.saq.build_settings``), so the command and the documented ways to start them
+stay one code path.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from flowstar.cli._output import say
 from flowstar.cli._runtime import reporting
 
 __all__ = ["WORKER_SETTINGS", "demo", "register", "serve", "worker"]
@@ -38,13 +40,43 @@ def demo(
     _run_demo(["--once"] if once else ["--host", host, "--port", str(port)])
 
 
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Serve the web app (REST API and task inbox) with an SAQ worker beside it, until Ctrl-C.
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        envvar="FLOWSTAR_APP",
+        help="module:attribute of your Litestar (or any ASGI) app; default: the plugin on the FLOWSTAR_* settings",
+    ),
+]
 
-    This is the demo's serve path: it migrates the database, starts the sample workflows
-    and serves them to the demo's users.
+
+def serve(app: AppOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the web app (REST API and task inbox) until Ctrl-C.
+
+    With --app, your application (its plugin options, its sign-in). Without, the plugin on
+    the FLOWSTAR_* settings: FLOWSTAR_REGISTRY's workflows, the database migrated, and with
+    FLOWSTAR_REDIS_URL the steps handed to the SAQ workers (run `flowstar worker`), else run
+    in this process; people sign in as the demo's sample users.
     """
-    _run_demo(["--host", host, "--port", str(port)])
+    import uvicorn
+
+    with reporting():
+        target = app if app is not None else _plugin_app()
+        say(f"Inbox: http://{host}:{port}/workflows/ui/   REST API: http://{host}:{port}/workflows/")
+        if app is None:
+            say("Sign-in: the demo's sample users (each password is the user name); serve your app with --app")
+        # An import string is imported by uvicorn itself (from the current directory).
+        uvicorn.run(target, host=host, port=port, log_level="warning", ws="none")
+
+
+def _plugin_app() -> Any:
+    from litestar import Litestar
+
+    from flowstar.settings import FlowstarSettings
+    from flowstar.web import UserDirectory, WorkflowWebPlugin
+
+    plugin = WorkflowWebPlugin(settings=FlowstarSettings.from_env(), user_directory=UserDirectory.demo())
+    return Litestar(plugins=[plugin])
 
 
 def _run_demo(argv: list[str]) -> None:
