@@ -25,7 +25,8 @@ class SignalLog(StorePart):
     @translating("log the signal", write=True)
     async def record_signal(self, entry: SignalEntry) -> None:
         """Log a signal sent or an event reported (undelivered until ``mark_delivered``)."""
-        async with self._turn(), self.engine.begin() as conn:
+        # One statement: autocommitted on PostgreSQL (one round trip, no BEGIN/COMMIT).
+        async with self._turn(), self._autocommit.begin() as conn:
             await conn.execute(_signals.INSERT_SIGNAL, [_signals.signal_row(entry)])
 
     @translating("finish the signal's delivery", write=True)
@@ -33,7 +34,7 @@ class SignalLog(StorePart):
         """Every instance that waited for the entry when it was logged has been woken."""
         c = _signals.signals.c
         statement = update(_signals.signals).where(c.id == uuid_of(entry_id)).values(delivered_at=at)
-        async with self._turn(), self.engine.begin() as conn:
+        async with self._turn(), self._autocommit.begin() as conn:
             await conn.execute(statement)
 
     @translating("read the signal log")

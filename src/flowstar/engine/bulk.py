@@ -10,12 +10,13 @@ it is not yet in the target state (see ``flowstar.model.bulk``), so no item is a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import structlog
 
+from flowstar.engine.batches import in_batches
 from flowstar.engine.ids import new_id
 from flowstar.engine.ports import Store
 from flowstar.model.access import User
@@ -49,7 +50,6 @@ Progress = Callable[[BulkOperation], None]
 STALE_AFTER = timedelta(seconds=60)
 # Items of a page acted on at once: commits of different instances overlap on the database.
 _CONCURRENCY = 16
-T = TypeVar("T")
 
 
 class BulkOperations:
@@ -224,7 +224,7 @@ class BulkOperations:
             query = instance_query(operation.request, operation.tenant_id, operation.cursor)
             states = await self._store.find_instance_page(query)
             page = states[:MAX_LIMIT]
-            await _each(page, lambda state: self._act_on_instance(operation, state.id))
+            await in_batches(page, lambda state: self._act_on_instance(operation, state.id), _CONCURRENCY)
             if page:
                 operation.cursor = (page[-1].started_at, page[-1].id)
             await self._page_done(operation, progress)
@@ -237,7 +237,7 @@ class BulkOperations:
                 task_query(operation.request, operation.tenant_id, operation.cursor)
             )
             page = tasks[:MAX_LIMIT]
-            await _each(page, lambda task: self._act_on_task(operation, task))
+            await in_batches(page, lambda task: self._act_on_task(operation, task), _CONCURRENCY)
             if page:
                 operation.cursor = (page[-1].created_at, page[-1].id)
             await self._page_done(operation, progress)
@@ -308,12 +308,6 @@ class BulkOperations:
             operation.skipped += 1
         except WorkflowsError as exc:
             _failed(operation, task.id, str(exc))
-
-
-async def _each(items: Sequence[T], act: Callable[[T], Awaitable[None]]) -> None:
-    """``act`` on every item, ``_CONCURRENCY`` at a time (distinct items: distinct instances)."""
-    for start in range(0, len(items), _CONCURRENCY):
-        await asyncio.gather(*(act(item) for item in items[start : start + _CONCURRENCY]))
 
 
 def _check_admin(user: User) -> None:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import structlog
 
+from flowstar.engine.batches import in_batches
 from flowstar.engine.ids import new_id
 from flowstar.engine.tasks import EngineTasks
 from flowstar.model.access import User, check_instance
@@ -39,6 +40,8 @@ log = structlog.get_logger("flowstar.engine")
 
 # Instances woken per page of ``Store.waiting_instances`` (a broadcast goes page by page).
 _WAKE_PAGE = 500
+# Instances of a page woken at once (each wake commits, and runs what follows it).
+_WAKE_AT_ONCE = 16
 # How far back ``report_event`` looks for an earlier time of the same entity's event.
 RESCHEDULE_WINDOW = timedelta(days=366)
 
@@ -133,8 +136,7 @@ class EngineSignals(EngineTasks):
         while page := await self.store.waiting_instances(
             entry.key, tenant_id=entry.tenant_id, after=after, limit=_WAKE_PAGE
         ):
-            for instance_id in page:
-                woken += await self._wake_one(instance_id, entry)
+            woken += sum(await in_batches(page, lambda i: self._wake_one(i, entry), _WAKE_AT_ONCE))
             after = page[-1]
         return woken
 

@@ -191,6 +191,13 @@ class ContextModel:
         self.fields = _fields(cls, self.kind)
         self.factory = factory
         self.workflow = workflow
+        # Read once: msgspec.structs.fields re-reads the class's annotations on every call,
+        # and a context is dumped after every step.
+        self._attributes: tuple[tuple[str, str], ...] = ()
+        if self.kind == "msgspec":
+            self._attributes = tuple((f.encode_name, f.name) for f in msgspec.structs.fields(cast(Any, cls)))
+        elif self.kind == "dataclass":
+            self._attributes = tuple((f.name, f.name) for f in dataclasses.fields(cast(Any, cls)))
 
     # -- data -> context -> data --------------------------------------------------------
 
@@ -235,13 +242,9 @@ class ContextModel:
                 # says which field, pydantic's serializer would only warn.
                 warnings.simplefilter("ignore")
                 values = cast(Any, context).model_dump(mode="json")
-        elif self.kind == "msgspec":
-            struct_fields = msgspec.structs.fields(cast(Any, context))
-            values = msgspec.to_builtins({f.encode_name: getattr(context, f.name) for f in struct_fields})
         else:
-            # Field by field: to_builtins leaves out some of a dataclass's default values.
-            fields = dataclasses.fields(cast(Any, context))
-            values = msgspec.to_builtins({f.name: getattr(context, f.name) for f in fields})
+            # Field by field (for a dataclass too: to_builtins leaves out some of its default values).
+            values = msgspec.to_builtins({key: getattr(context, name) for key, name in self._attributes})
         result: dict[str, Any] = json_data(values, f"the context of workflow {self.workflow!r}")
         return result
 
