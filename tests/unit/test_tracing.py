@@ -8,9 +8,7 @@ share it).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -418,15 +416,3 @@ def test_with_the_api_but_no_sdk_steps_make_no_span_and_the_context_still_travel
 def test_with_opentelemetry_run_step_is_wrapped_in_a_span() -> None:
     assert ft.ENABLED is True
     assert run_step.__wrapped__.__name__ == "run_step"  # type: ignore[attr-defined]
-
-
-def test_the_python_blocks_of_docs_tracing_compile_and_name_what_flowstar_has() -> None:
-    page = (ROOT / "docs" / "tracing.md").read_text()
-    blocks = re.findall(r"^```python\n(.*?)^```$", page, re.M | re.S)
-    assert len(blocks) == 4
-    for block in blocks:
-        compile(block, "docs/tracing.md", "exec")
-        for module, names in re.findall(r"^from (flowstar[\w.]*) import (.+)$", block, re.M):
-            imported = importlib.import_module(module)
-            for name in names.split(","):
-                assert hasattr(imported, name.strip()), f"{module}.{name.strip()}"
