@@ -92,3 +92,19 @@ async def test_an_undelivered_event_a_later_report_moved_starts_nothing(make_eng
     await engine.recover()
     (only,) = (await engine.find_instances(workflow_name="reminder")).items
     assert only.wake_at == at + timedelta(hours=2)
+
+
+async def test_a_signal_for_a_waiting_instance_is_delivered_in_one_commit_unlogged(
+    make_engine: Any, clock: ManualClock
+) -> None:
+    engine = make_engine(linear("approval", SignalStep("approved"), Set("done")), clock=clock)
+    waiting = await engine.start_workflow("approval")
+    started = clock.now()
+    assert await engine.signal("approved", {"by": "carol"}, instance_id=waiting.id) == 1
+    done = await engine.wait_for_status(waiting.id, WorkflowStatus.COMPLETED, timeout=5)
+    assert done.context.data["by"] == "carol"
+    assert await engine.store.find_signals("signal", "approved", tenant_id=None, since=started) == []
+    # Broadcasts go through the log: waits that open later (within their lookback) find them.
+    assert await engine.signal("approved", {"by": "dan"}) == 0
+    (logged,) = await engine.store.find_signals("signal", "approved", tenant_id=None, since=started)
+    assert logged.payload == {"by": "dan"}

@@ -62,7 +62,8 @@ class EngineSignals(EngineTasks):
 
         With ``instance_id`` it is for that instance only; without, for every instance of
         the tenant (``user``'s tenant when a user is given) that waits for it.  Instances that
-        start waiting for it later receive it too, within their wait's lookback.  Returns
+        start waiting for it later receive it too, within their wait's lookback (a signal for
+        one instance that waits for it now is delivered at once, without the log).  Returns
         how many instances it woke now.
 
         Raises:
@@ -74,7 +75,7 @@ class EngineSignals(EngineTasks):
         """
         if user is not None:
             tenant_id = user.tenant_id
-        target = None
+        target = state = None
         if instance_id is not None:
             state = await self._load(str(instance_id))
             check_instance(state, user)
@@ -90,8 +91,26 @@ class EngineSignals(EngineTasks):
             payload=self._payload(payload or {}, "signal payload"),
             recorded_at=self.clock.now(),
         )
+        if state is not None and await self._deliver_now(state, entry):
+            return 1
         await self.store.record_signal(entry)
         return await self._deliver_entry(entry)
+
+    async def _deliver_now(self, state: InstanceState, entry: SignalEntry) -> bool:
+        """Deliver a signal for one instance that waits for it now, in one commit, unlogged.
+
+        The log is for waits that open later, and for finishing deliveries a crash cut short;
+        this delivery is the commit itself, and the caller learns whether it happened.  When
+        the instance does not wait for it (yet), the signal goes through the log.
+        """
+        token = matching_wait(state, entry)
+        if token is None:
+            return False
+        plan = await self._deliver(state.id, token.id, entry)
+        if plan is None:
+            return False  # the wait ended meanwhile: the log decides
+        await self._follow_call(plan)
+        return True
 
     async def redeliver_signals(self, recorded_before: datetime | None = None) -> int:
         """Finish the deliveries a crash cut short: signals and events logged (before
