@@ -8,15 +8,22 @@ Step bodies record themselves in ``saq_side_effects`` before working (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from saq.job import Job, Status
+from saq.utils import now
 from tests.integration.saq_support import SaqEnv, WorkerPool, side_effects, wait_for
 from tests.integration.saq_workflows import FANOUT
 
 from flowstar import WorkflowStatus
+from flowstar.engine.clock import ManualClock
+from flowstar.saq import build_settings
+from flowstar.saq.redis_queue import FlowstarRedisQueue
 
 CHAIN = ("c1", "c2", "c3", "c4")
 
@@ -216,3 +223,131 @@ async def test_sigterm_hands_back_a_step_longer_than_the_grace_period(saq_env: S
     assert Counter(r.pid for r in await side_effects(saq_env)) == {leaving.pid: 2, stayer.pid: 2}
     outputs = await saq_env.rows("SELECT output_data FROM workflow_step_executions")
     assert {o.output_data["pid"] for o in outputs} == {stayer.pid}
+
+
+# The sweep of dead jobs against a worker's dequeue.  A worker moves a job into the active
+# list, then marks it active a moment later; workers sweep every second and, with SAQ's own
+# sweep, took a job caught in between for a dead one: the worker's abort check cancelled
+# the step it had just started and the job ran again (the SIGTERM test above then saw the
+# staying worker run each body twice).  The tests below drive the worker's queue by hand.
+
+# The heartbeat of the jobs below: how long a dequeued job may go unmarked.
+HEARTBEAT = 3
+
+
+@contextlib.asynccontextmanager
+async def _worker_queue(env: SaqEnv, clock: ManualClock | None = None) -> AsyncIterator[FlowstarRedisQueue]:
+    """The queue a worker process builds for ``env`` (``build_settings``), on this loop."""
+    queue = build_settings(env.settings(), logs=False)["queue"]
+    assert isinstance(queue, FlowstarRedisQueue)
+    if clock is not None:
+        queue.clock = clock
+    await queue.connect()
+    try:
+        yield queue
+    finally:
+        await queue.disconnect()
+
+
+async def _taken(queue: FlowstarRedisQueue, key: str, **options: Any) -> Job:
+    """A job a worker has just dequeued: in the active list, its record still queued."""
+    await queue.enqueue(Job(function="flowstar.run_activation", key=key, heartbeat=HEARTBEAT, retries=5, **options))
+    job = await _dequeued(queue, key)
+    assert job.status is Status.QUEUED
+    return job
+
+
+async def _dequeued(queue: FlowstarRedisQueue, key: str) -> Job:
+    """Dequeue as a worker does; the job must be ``key``."""
+    job = await queue.dequeue(timeout=1)
+    assert job is not None
+    assert job.key == key
+    return job
+
+
+async def _stored(queue: FlowstarRedisQueue, key: str) -> Job:
+    """The job's record in Redis."""
+    job = await queue.job(key)
+    assert job is not None
+    return job
+
+
+async def _mark_active(job: Job, started: int | None = None) -> None:
+    """What ``saq.Worker.process`` does right after dequeueing."""
+    job.attempts += 1
+    await job.update(status=Status.ACTIVE, started=now() if started is None else started)
+
+
+async def _sweep_now(queue: FlowstarRedisQueue, abort: float = 0.2) -> list[str]:
+    """One sweep pass at once: the lock a pass holds for the sweep interval is dropped first."""
+    await queue.redis.delete(queue.namespace("sweep"))
+    return await queue.sweep(lock=1, abort=abort)
+
+
+async def _active_ids(queue: FlowstarRedisQueue) -> list[str]:
+    """The ids in the queue's active list (jobs some worker has taken)."""
+    return [i.decode() for i in await queue.redis.lrange(queue.namespace("active"), 0, -1)]
+
+
+async def test_a_sweep_right_after_a_dequeue_leaves_the_job_to_its_worker(saq_env: SaqEnv) -> None:
+    async with _worker_queue(saq_env) as queue:
+        job = await _taken(queue, "act:just-taken")
+        assert await _sweep_now(queue) == []
+        stored = await _stored(queue, job.key)
+        assert (stored.status, stored.error) == (Status.QUEUED, None)
+        assert await _active_ids(queue) == [job.id]
+        await _mark_active(job)
+        assert await _sweep_now(queue) == []
+        await job.finish(Status.COMPLETE, result="ran")
+        stored = await _stored(queue, job.key)
+        assert (stored.status, stored.attempts, stored.error) == (Status.COMPLETE, 1, None)
+        # Nothing was queued again behind the worker's back.
+        assert await queue.count("incomplete") == 0
+
+
+async def test_a_job_whose_worker_died_before_marking_it_is_swept_after_its_heartbeat(saq_env: SaqEnv) -> None:
+    clock = ManualClock()
+    async with _worker_queue(saq_env, clock) as queue:
+        job = await _taken(queue, "act:orphaned", retry_delay=0.0)
+        assert await _sweep_now(queue) == []
+        clock.advance(HEARTBEAT - 0.1)
+        assert await _sweep_now(queue) == []
+        clock.advance(0.2)
+        assert await _sweep_now(queue) == [job.id]
+        assert await _active_ids(queue) == []
+        again = await _dequeued(queue, job.key)
+        assert (again.status, again.error) == (Status.QUEUED, queue.swept_error_message)
+
+
+async def test_a_job_dequeued_again_after_a_retry_gets_a_fresh_grace(saq_env: SaqEnv) -> None:
+    clock = ManualClock()
+    async with _worker_queue(saq_env, clock) as queue:
+        job = await _taken(queue, "act:retried", retry_delay=0.0)
+        assert await _sweep_now(queue) == []
+        await _mark_active(job)
+        await queue.retry(job, "step infrastructure error")
+        clock.advance(HEARTBEAT + 0.5)
+        # Seen once unmarked before, but this is a new delivery: its worker gets its own grace.
+        await _dequeued(queue, job.key)
+        assert await _sweep_now(queue) == []
+        clock.advance(HEARTBEAT + 0.1)
+        assert await _sweep_now(queue) == [job.id]
+
+
+async def test_a_swept_job_its_worker_finished_meanwhile_is_not_queued_again(saq_env: SaqEnv) -> None:
+    async with _worker_queue(saq_env) as queue:
+        job = await _taken(queue, "act:slow", timeout=5)
+        # Running for longer than its timeout: the sweep takes it for stuck and aborts it.
+        await _mark_active(job, started=now() - 10_000)
+        sweep = asyncio.create_task(_sweep_now(queue, abort=10))
+
+        async def aborting() -> bool:
+            return (await _stored(queue, job.key)).status is Status.ABORTING
+
+        await wait_for(aborting, within=5, what="the sweep to abort the job")
+        # Its worker was alive and finishes it before it noticed the abort.
+        await job.finish(Status.COMPLETE, result="ran")
+        assert await asyncio.wait_for(sweep, 5) == [job.id]
+        stored = await _stored(queue, job.key)
+        assert (stored.status, stored.result) == (Status.COMPLETE, "ran")
+        assert await queue.count("incomplete") == 0

@@ -26,6 +26,7 @@ from flowstar.redis.stream_bus import RedisStreamEventBus
 from flowstar.saq.dispatcher import JOB_FUNCTION, JobOptions
 from flowstar.saq.engine import SAQExecutionEngine
 from flowstar.saq.jobs import ENGINE_KEY, run_activation
+from flowstar.saq.redis_queue import FlowstarRedisQueue
 from flowstar.settings import FlowstarSettings, load_registry
 
 __all__ = ["METRICS_KEY", "UPKEEP_TIMERS", "build_engine", "build_settings", "redis_client"]
@@ -43,9 +44,10 @@ METRICS_KEY = "flowstar_metrics_server"
 # within about a second of its running steps.  The schedule tick must stay a whole second
 # (see docs/distributed.md); the sweep, which rescues jobs of dead workers after their
 # heartbeat stops, takes a Redis lock for its interval, so one worker per queue sweeps
-# each second whatever the number of workers.  A job it wrongly re-runs (saq #277) is
-# harmless: the database decides whether an activation still needs work, and leases keep
-# a second delivery from running the step at the same time.
+# each second whatever the number of workers.  Sweeping that often, SAQ's own sweep would
+# often catch a job a worker has just dequeued and not yet marked active, and cancel and
+# re-run a healthy step (saq #124, #277): workers sweep with ``FlowstarRedisQueue``, which
+# waits out that moment.
 UPKEEP_TIMERS = {"schedule": 1, "sweep": 1, "abort": 1, "worker_info": 1}
 
 
@@ -106,7 +108,7 @@ async def _serve_metrics(address: tuple[str, int]) -> MetricsServer:
     return await start_metrics_server(FlowstarMetrics(), host, port)
 
 
-class _EmbeddedRedisQueue(RedisQueue):
+class _EmbeddedRedisQueue(FlowstarRedisQueue):
     """A queue on the embedded Redis: disconnecting it may stop the server.
 
     SAQ disconnects the queue after the worker's shutdown hooks, so the server can only be
@@ -144,7 +146,7 @@ def build_settings(
     address = metrics_address() if metrics is True else metrics or None
     handles: list[RedisHandle] = []
     queue = (
-        RedisQueue(redis_client(config), name=config.queue)
+        FlowstarRedisQueue(redis_client(config), name=config.queue)
         if config.redis_url
         else _EmbeddedRedisQueue(redis_client(config), name=config.queue, handles=handles)
     )
