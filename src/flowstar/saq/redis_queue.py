@@ -63,6 +63,11 @@ class FlowstarRedisQueue(RedisQueue):
         super().__init__(redis, name=name, **kwargs)
         self.clock: Clock = clock or SystemClock()
         self._candidates = redis.register_script(_CANDIDATES)
+        # SAQ's key layout (saq is pinned: see pyproject.toml), named through its public
+        # ``namespace``; the sweep tests drive a real queue, so a new layout fails them.
+        self.active_key = self.namespace("active")
+        self.incomplete_key = self.namespace("incomplete")
+        self.sweep_lock_key = self.namespace("sweep")
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """Abort and queue again the jobs of dead workers; returns the ids swept.
@@ -71,7 +76,7 @@ class FlowstarRedisQueue(RedisQueue):
         queued in the active list, which is swept only once ``_abandoned``.
         """
         swept: list[str] = []
-        for raw_id, payload in await self._candidates(keys=[self._sweep, self._active], args=[lock]):
+        for raw_id, payload in await self._candidates(keys=[self.sweep_lock_key, self.active_key], args=[lock]):
             job_id = _text(raw_id)
             job = self.deserialize(payload)
             if job is None:
@@ -116,8 +121,8 @@ class FlowstarRedisQueue(RedisQueue):
     async def _drop_missing(self, job_id: str) -> None:
         """Forget an id in the active list whose record is gone."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self._active, 0, job_id)
-            pipe.zrem(self._incomplete, job_id)
+            pipe.lrem(self.active_key, 0, job_id)
+            pipe.zrem(self.incomplete_key, job_id)
             await pipe.execute()
         log.info("swept a missing job", job_id=job_id)
 
