@@ -15,23 +15,39 @@ import logging
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
+from flowstar.engine.activation import STEP_RUN, STEP_RUN_FIELDS
 from flowstar.model.errors import ValidationError
 
 if TYPE_CHECKING:
     from structlog.typing import ExcInfo, Processor
 
-__all__ = ["LOG_FORMATS", "configure_logging", "format_exception"]
+__all__ = ["LOG_FORMATS", "add_step_run", "configure_logging", "format_exception"]
 
 LOG_FORMATS = ("console", "json")
 
 _CAUSE = "The above exception was the direct cause of the following exception:"
 _CONTEXT = "During handling of the above exception, another exception occurred:"
+
+
+def add_step_run(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the running step's ``instance_id``, ``workflow``, ``version``,
+    ``step``, ``activation`` and ``attempt`` on every line logged while it runs.
+
+    ``configure_logging`` installs it; a host that configures structlog itself adds it to
+    its processors (values the line sets itself win).
+    """
+    run = STEP_RUN.get()
+    if run is not None:
+        for key, value in zip(STEP_RUN_FIELDS, run, strict=True):
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 def format_exception(exc_info: ExcInfo) -> str:
@@ -133,6 +149,7 @@ def configure_logging(format: str | None = None, level: str | int | None = None)
     log_format, log_level = _resolve_format(format), _resolve_level(level)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_step_run,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from flowstar.model.state import Token
 
-__all__ = ["ActivationRun", "RunTracker"]
+__all__ = ["STEP_RUN", "STEP_RUN_FIELDS", "ActivationRun", "RunTracker"]
+
+# Which step execution the code running now belongs to, while a step's body runs: what
+# ``flowstar.logs.add_step_run`` puts on every log line (one tuple, set once per step).
+STEP_RUN_FIELDS = ("instance_id", "workflow", "version", "step", "activation", "attempt")
+STEP_RUN: ContextVar[tuple[str, str, str, str, str, int] | None] = ContextVar("flowstar_step_run", default=None)
 
 
 @dataclass(slots=True, eq=False)

@@ -18,9 +18,8 @@ from uuid import UUID
 
 import msgspec
 import structlog
-from structlog.contextvars import bound_contextvars
 
-from flowstar.engine.activation import ActivationRun, RunTracker
+from flowstar.engine.activation import STEP_RUN, ActivationRun, RunTracker
 from flowstar.engine.bus import EventBus
 from flowstar.engine.clock import Clock
 from flowstar.engine.ids import new_id
@@ -253,15 +252,12 @@ class EngineLoop(EngineReads):
                 history=state.history,
             )
             step = definition.steps[token.step]
-            # Every line the step logs (the user's own structlog calls too) names its run.
-            with bound_contextvars(
-                instance_id=state.id,
-                workflow=definition.name,
-                version=definition.version,
-                step=token.step,
-                activation=token_id,
-                attempt=token.attempt,
-            ):
+            # Every line the step logs (the user's own structlog calls too) names its run:
+            # one context variable, read by flowstar.logs.add_step_run.
+            names_run = STEP_RUN.set(
+                (state.id, definition.name, definition.version, token.step, token_id, token.attempt)
+            )
+            try:
                 result = await run_step(
                     step,
                     context,
@@ -271,6 +267,8 @@ class EngineLoop(EngineReads):
                     activation_id=token_id,
                     version=definition.version,
                 )
+            finally:
+                STEP_RUN.reset(names_run)
             if result.command is not None:
                 result = await self._prepare_result(state, token, result)
             try:
