@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -117,13 +118,15 @@ if ENABLED:
     _tracer = trace.get_tracer(TRACER_NAME)
     # The API's providers while the host has configured no SDK.
     _NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    # How long "no SDK" is believed before the API is asked again.
+    _SDK_RECHECK = 1.0
 
     def _traced(run: RunStep) -> RunStep:
         """``run`` inside a ``flowstar.step`` span made current while the body runs."""
 
         @functools.wraps(run)
         async def traced(step: Step, context: WorkflowContext, **options: Any) -> StepResult:
-            if isinstance(trace.get_tracer_provider(), _NO_SDK):
+            if not _sdk_configured():
                 # No SDK configured: the span would be a non-recording one that changes no
                 # context, so none is made (making one costs more than a plain step's body).
                 return await run(step, context, **options)
@@ -138,6 +141,24 @@ if ENABLED:
                 return result
 
         return traced
+
+    _sdk = {"seen": False, "checked_at": float("-inf")}
+
+    def _sdk_configured() -> bool:
+        """Whether the host has set an SDK tracer provider.
+
+        Asking the API costs an environment look-up per call while no SDK is set, so without
+        one the answer is kept for ``_SDK_RECHECK`` seconds; once one is set it stays (the
+        API lets a process set its provider once).
+        """
+        if _sdk["seen"]:
+            return True
+        now = time.monotonic()
+        if now - _sdk["checked_at"] < _SDK_RECHECK:
+            return False
+        _sdk["checked_at"] = now
+        _sdk["seen"] = not isinstance(trace.get_tracer_provider(), _NO_SDK)
+        return bool(_sdk["seen"])
 
     def _attributes(step: str, context: WorkflowContext, options: Mapping[str, Any]) -> dict[str, str | int]:
         """What identifies a step execution (``options``: ``run_step``'s keyword arguments)."""

@@ -60,13 +60,21 @@ _EXPORTER = InMemorySpanExporter()
 _SWITCH = _Switch()
 
 
-@contextlib.contextmanager
-def recording() -> Iterator[InMemorySpanExporter]:
-    """Record the spans started inside the block (the exporter keeps them after it)."""
+def _install_provider() -> None:
+    """The session's SDK provider, set once (the API allows one), before any step runs here:
+    as docs/tracing.md asks of a host, which configures tracing at start-up."""
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         provider = TracerProvider(sampler=_SWITCH)
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
         trace.set_tracer_provider(provider)
+
+
+_install_provider()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[InMemorySpanExporter]:
+    """Record the spans started inside the block (the exporter keeps them after it)."""
     _EXPORTER.clear()
     _SWITCH.on = True
     try:
