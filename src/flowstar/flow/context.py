@@ -249,7 +249,15 @@ class ContextModel:
         return result
 
     def changes(self, before: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        """What to write back to the data: each dumped value that differs from ``before``."""
+        """What to write back to the data: each dumped value that differs from ``before``.
+
+        A ``DictContext``'s values are compared as they are: the runtime's
+        ``WorkflowContext.update`` checks and converts the changed ones (a value that only
+        converts to what was there, a tuple for a list, is written again unchanged).
+        """
+        if isinstance(context, DictContext):
+            current = context.to_dict()
+            return {key: value for key, value in current.items() if before.get(key, _MISSING) != value}
         after = self.dump(context)
         if self.cls is not None:
             # Assignments are not checked (not by msgspec or dataclasses, nor by pydantic

@@ -54,6 +54,11 @@ class MethodCall:
     default_next: str | None
     builds_event_context: bool = False
     inputs: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Asked once: inspect.iscoroutinefunction costs more than a plain step's body.
+        self.is_async = inspect.iscoroutinefunction(self.method)
 
     async def run(self, step_name: str, context: WorkflowContext) -> Any:
         """Run the method for ``context`` and return its (completed) command."""
@@ -65,7 +70,7 @@ class MethodCall:
         bound = getattr(self.workflow_class(), self.method.__name__)
         token = enter(StepScope(typed, MappingProxyType(data), context))
         try:
-            if inspect.iscoroutinefunction(self.method):
+            if self.is_async:
                 result = await bound(**kwargs)
             else:
                 # to_thread copies the contextvars: get_context() works in the thread too.
