@@ -124,12 +124,7 @@ if ENABLED:
     def _traced(run: RunStep) -> RunStep:
         """``run`` inside a ``flowstar.step`` span made current while the body runs."""
 
-        @functools.wraps(run)
-        async def traced(step: Step, context: WorkflowContext, **options: Any) -> StepResult:
-            if not _sdk_configured():
-                # No SDK configured: the span would be a non-recording one that changes no
-                # context, so none is made (making one costs more than a plain step's body).
-                return await run(step, context, **options)
+        async def in_span(step: Step, context: WorkflowContext, options: dict[str, Any]) -> StepResult:
             # ``run_step`` never raises for a step's error (it reports it in the result and
             # through ``record_step_error``): what would escape is the engine's own trouble.
             with _tracer.start_as_current_span(STEP_SPAN) as span:
@@ -139,6 +134,15 @@ if ENABLED:
                 if span.is_recording():
                     _end_step(span, result)
                 return result
+
+        @functools.wraps(run)
+        def traced(step: Step, context: WorkflowContext, **options: Any) -> Awaitable[StepResult]:
+            if not _sdk_configured():
+                # No SDK configured: the span would be a non-recording one that changes no
+                # context, so none is made, and the step's own coroutine is handed back
+                # (no second coroutine around it: that costs more than a plain step's body).
+                return run(step, context, **options)
+            return in_span(step, context, options)
 
         return traced
 

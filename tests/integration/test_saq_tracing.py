@@ -15,7 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tests.integration.saq_support import SaqEnv, inprocess_worker
+from tests.integration.saq_support import SaqEnv, engine_of, inprocess_worker, wait_for
 from tests.integration.saq_workflows import FANOUT
 from tests.unit.test_tracing import recording, server_span, step_spans, steps_of, traced_app, tracer
 from tests.web.conftest import PREFIX
@@ -45,6 +45,18 @@ def assert_children_of(spans: list[ReadableSpan], trace_id: int, span_id: int) -
         assert span.parent.span_id == span_id
 
 
+async def _reconciled(worker: Any) -> None:
+    """Wait for the worker's first reconciler pass: on a fresh queue it re-dispatches every
+    pending activation, without a trace context, and could win the enqueue of a job the test
+    is starting (the job key is the activation's)."""
+    reconciler = engine_of(worker).reconciler
+
+    async def passed() -> bool:
+        return reconciler.passes >= 1
+
+    await wait_for(passed, within=20, what="the reconciler's first pass")
+
+
 async def _finish(client: Any, *instance_ids: Any) -> None:
     for instance_id in instance_ids:
         done = await client.wait_for_status(instance_id, timeout=30)
@@ -54,7 +66,8 @@ async def _finish(client: Any, *instance_ids: Any) -> None:
 async def test_step_spans_on_a_worker_join_the_trace_of_the_span_that_started_the_instance(
     saq_env: SaqEnv, spans: InMemorySpanExporter
 ) -> None:
-    async with inprocess_worker(saq_env), saq_env.client() as client:
+    async with inprocess_worker(saq_env) as worker, saq_env.client() as client:
+        await _reconciled(worker)
         with tracer.start_as_current_span("caller") as caller:
             linear = await client.start_workflow("linear3", {})
             fanout = await client.start_workflow("fanout", {})
@@ -69,7 +82,8 @@ async def test_step_spans_on_a_worker_join_the_trace_of_the_span_that_started_th
 
 
 async def test_a_timer_job_keeps_the_trace(saq_env: SaqEnv, spans: InMemorySpanExporter) -> None:
-    async with inprocess_worker(saq_env), saq_env.client() as client:
+    async with inprocess_worker(saq_env) as worker, saq_env.client() as client:
+        await _reconciled(worker)
         with tracer.start_as_current_span("caller") as caller:
             timed = await client.start_workflow("timed", {"delay": 1})
         await _finish(client, timed.id)
@@ -83,7 +97,8 @@ async def test_jobs_that_carry_no_context_start_new_traces_even_on_a_worker_insi
 ) -> None:
     # The worker's tasks inherit "worker boot"; a job with no trace context must not join it.
     with tracer.start_as_current_span("worker boot") as boot:
-        async with inprocess_worker(saq_env), saq_env.client() as client:
+        async with inprocess_worker(saq_env) as worker, saq_env.client() as client:
+            await _reconciled(worker)
             token = otel_context.attach(otel_context.Context())  # a caller outside any span
             try:
                 instance = await client.start_workflow("linear3", {})
@@ -99,7 +114,8 @@ async def test_jobs_that_carry_no_context_start_new_traces_even_on_a_worker_insi
 
 
 async def test_an_http_request_trace_goes_on_through_the_worker(saq_env: SaqEnv, spans: InMemorySpanExporter) -> None:
-    async with inprocess_worker(saq_env), saq_env.client() as engine:
+    async with inprocess_worker(saq_env) as worker, saq_env.client() as engine:
+        await _reconciled(worker)
         # The app runs on this test's event loop, where the engine's connections live.
         transport = httpx.ASGITransport(app=traced_app(engine))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
