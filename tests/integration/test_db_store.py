@@ -400,6 +400,8 @@ async def test_two_processes_recording_a_definition_at_once_both_succeed(db_engi
                 if blocked or ensuring.done():
                     break
                 await asyncio.sleep(0.01)
+        if ensuring.done():
+            await ensuring  # it did not wait for the row: its error, if it raised one, says why
         assert blocked  # waiting for the other process's row
         assert not ensuring.done()
         await transaction.commit()
