@@ -28,7 +28,8 @@ async def test_an_admin_sees_the_saq_queue(saq_env: SaqEnv) -> None:
     # Built without a call, so that its Redis and database connections are made on the
     # app's own event loop (the test client runs the app on a loop of its own).
     settings = saq_env.settings()
-    engine = build_engine(settings, RedisQueue(redis_client(settings), name=settings.queue), run_reconciler=False)
+    saq_queue = RedisQueue(redis_client(settings), name=settings.queue)
+    engine = build_engine(settings, saq_queue, run_reconciler=False)
     async with AsyncTestClient(_app(engine=engine)) as client:
         started = await client.post(
             f"{PREFIX}/instances", json={"definition_name": "linear3"}, headers=_bearer("admin")
@@ -45,7 +46,9 @@ async def test_an_admin_sees_the_saq_queue(saq_env: SaqEnv) -> None:
 
         assert (await client.get(f"{PREFIX}/admin/queues/", headers=_bearer("bob"))).status_code == 403
         assert (await client.get(f"{PREFIX}/admin/queues/")).status_code == 401
-        await asyncio.to_thread(client.blocking_portal.call, engine.close)  # on the loop it ran on
+        # Closed on the loop they ran on.
+        await asyncio.to_thread(client.blocking_portal.call, engine.close)
+        await asyncio.to_thread(client.blocking_portal.call, saq_queue.disconnect)
 
 
 async def test_an_in_process_engine_has_no_queue_to_show() -> None:
