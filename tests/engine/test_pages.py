@@ -15,7 +15,7 @@ from tests.unit.helpers import Set, linear
 
 def _definitions() -> list[Any]:
     review = BaseHumanStep("review", assignee_key="who", assignee_group="reviewers", due_in=timedelta(hours=1))
-    pool = BaseHumanStep("pick", assignee_group="clerks")
+    pool = BaseHumanStep("pick", assignee_group="clerks", priority=80)
     return [linear("review", Set("prep", ready=True), review), linear("pool", pool)]
 
 
@@ -68,6 +68,9 @@ async def test_task_filters(make_engine: Any, clock: ManualClock) -> None:
     assert await found(workflow_name="pool") == [ids[7]]
     assert await found(instance_id=started[2].id) == [ids[2]]
     assert await found(claimable=True) == [ids[7]]
+    assert await found(min_priority=80) == [ids[7]]
+    assert await found(min_priority=50) == ids
+    assert await found(min_priority=81) == []
     assert await found(claimable=False) == ids[:7]
     # Due an hour after creation; the clock moved three minutes in all.
     assert await found(due_before=started[0].started_at + timedelta(minutes=62)) == ids[:4]

@@ -9,10 +9,12 @@ from uuid import uuid4
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from tests.web.conftest import PREFIX, make_app
+from tests.unit.helpers import linear
+from tests.web.conftest import PREFIX, SECRET, make_app
 from tests.web.test_auth import KEY, _bearer, _start_as
 
-from flowstar.web import JWTUserProvider
+from flowstar import BaseHumanStep, LocalExecutionEngine, WorkflowRegistry
+from flowstar.web import JWTUserProvider, WorkflowWebPlugin
 
 Client = AsyncTestClient[Litestar]
 DECISION = {"output_data": {"decision": "approve"}}
@@ -137,3 +139,22 @@ async def test_a_user_may_not_complete_as_someone_else(users_client: Client) -> 
     assert response.status_code == 403
     task = (await users_client.get(f"{PREFIX}/tasks/{task_id}", headers=_bearer("bob"))).json()
     assert (task["status"], task["completed_by"]) == ("pending", None)
+
+
+async def test_tasks_filter_by_minimum_priority() -> None:
+    registry = WorkflowRegistry()
+    registry.register_definition(linear("urgent", BaseHumanStep("fix", priority=90)))
+    registry.register_definition(linear("later", BaseHumanStep("tidy", priority=10)))
+    engine = LocalExecutionEngine(registry)
+    urgent = await engine.start_workflow("urgent")
+    await engine.start_workflow("later")
+    plugin = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False)
+    async with AsyncTestClient(Litestar(plugins=[plugin])) as client:
+        high = await client.get(f"{PREFIX}/tasks", params={"min_priority": 50})
+        assert high.status_code == 200, high.text
+        assert [t["instance_id"] for t in high.json()] == [str(urgent.id)]
+        assert len((await client.get(f"{PREFIX}/tasks")).json()) == 2
+        bad = await client.get(f"{PREFIX}/tasks", params={"min_priority": "high"})
+        assert bad.status_code == 400
+        assert "min_priority" in bad.text
+    await engine.close()

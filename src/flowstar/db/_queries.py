@@ -61,6 +61,8 @@ def _task_conditions(q: TaskQuery) -> list[ColumnElement[bool]]:
         found.append(c.instance_id == uuid_of(q.instance_id))
     if q.due_before is not None:
         found.append(c.due_at < q.due_before)
+    if q.min_priority is not None:
+        found.append(c.priority >= q.min_priority)
     if q.completed_by is not None:
         found.append(c.completed_by == q.completed_by)
     if q.claimable is not None:

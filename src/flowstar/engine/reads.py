@@ -161,6 +161,7 @@ class EngineReads:
         instance_id: UUID | str | None = None,
         due_before: datetime | None = None,
         overdue: bool = False,
+        min_priority: int | None = None,
         completed_by: str | None = None,
         claimable: bool | None = None,
         user: User | None = None,
@@ -173,6 +174,7 @@ class EngineReads:
             group: tasks assigned to this group.
             due_before: tasks due before this time.
             overdue: only pending tasks whose due date has passed (by the engine's clock).
+            min_priority: only tasks of at least this priority (``BaseHumanStep.priority``).
             claimable: True, only pending tasks assigned to a group and to nobody yet;
                 False, only the others.
             user: only the tasks meant for this user (assigned to them or to one of their
@@ -195,6 +197,7 @@ class EngineReads:
             workflow_name=workflow_name,
             instance_id=str(instance_id) if instance_id is not None else None,
             due_before=due_before,
+            min_priority=min_priority,
             completed_by=completed_by,
             claimable=claimable,
             scoped=user is not None,

@@ -173,6 +173,7 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         group: tasks of this group (its ``assignee_group``).
         due_before: open or not, tasks due before this time.
+        min_priority: tasks of at least this priority.
         scoped: only tasks of ``tenant_id`` (None included: the tenant-less tasks).
         user_id, user_groups: when ``user_id`` is set, only the tasks meant for this user:
             assigned to or claimed by them, naming them as a candidate, or meant for one of
@@ -188,6 +189,7 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
     workflow_name: str | None = None
     instance_id: str | None = None
     due_before: datetime | None = None
+    min_priority: int | None = None
     completed_by: str | None = None
     claimable: bool | None = None
     scoped: bool = False
@@ -212,6 +214,7 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
             and (self.workflow_name is None or task.workflow_name == self.workflow_name)
             and (self.instance_id is None or task.instance_id == self.instance_id)
             and (self.due_before is None or (task.due_at is not None and task.due_at < self.due_before))
+            and (self.min_priority is None or task.priority >= self.min_priority)
             and (self.completed_by is None or task.completed_by == self.completed_by)
             and (self.claimable is None or self._claimable(task) is self.claimable)
             and (not self.scoped or task.tenant_id == self.tenant_id)

@@ -212,6 +212,7 @@ async def list_tasks(
     instance_id: FromQuery[str | None] = None,
     due_before: FromQuery[datetime | None] = None,
     overdue: FromQuery[bool] = False,
+    min_priority: FromQuery[int | None] = None,
     limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Response[list[HumanTask]]:
@@ -226,6 +227,7 @@ async def list_tasks(
         instance_id=instance_id,
         due_before=due_before,
         overdue=overdue,
+        min_priority=min_priority,
         user=current_user,
         limit=limit or web_config.default_page_size,
         cursor=cursor,

@@ -239,3 +239,30 @@ async def test_my_tasks_and_my_groups_tasks(app_engine: Any) -> None:
     async with AsyncTestClient(app) as client:
         await _sign_in(client, "carol")  # finance, not a manager
         assert "Pick me" not in (await client.get("/workflows/ui/?tab=group")).text
+
+
+async def test_inbox_filters_by_priority(clock: ManualClock) -> None:
+    registry = WorkflowRegistry()
+    registry.register_definition(
+        linear("urgent", BaseHumanStep("fix", title="Fix the outage", assignee_key="who", priority=90))
+    )
+    registry.register_definition(
+        linear("later", BaseHumanStep("tidy", title="Tidy the wiki", assignee_key="who", priority=10))
+    )
+    engine = LocalExecutionEngine(registry, clock=clock)
+    app = Litestar(plugins=[WorkflowWebPlugin(engine=engine, user_directory=UserDirectory.demo(), secret_key="s" * 32)])
+    for name in ("urgent", "later"):
+        await engine.start_workflow(name, {"who": "bob"}, tenant_id="acme")
+    async with AsyncTestClient(app) as client:
+        await _sign_in(client, "bob")
+        both = (await client.get("/workflows/ui/")).text
+        assert both.index("Fix the outage") < both.index("Tidy the wiki")  # higher priority first
+        high = (await client.get("/workflows/ui/?min_priority=50")).text
+        assert "Fix the outage" in high
+        assert "Tidy the wiki" not in high
+        assert 'id="filter-priority" name="min_priority" inputmode="numeric" value="50"' in high
+        assert 'hx-get="/workflows/ui/fragments/tasks?tab=open&amp;min_priority=50"' in high
+        fragment = (await client.get("/workflows/ui/fragments/tasks?min_priority=91")).text
+        assert "Fix the outage" not in fragment
+        assert (await client.get("/workflows/ui/?min_priority=high")).status_code == 400
+    await engine.close()

@@ -94,6 +94,7 @@ class ListFilter:
     tab: str = "open"
     workflow: str | None = None
     overdue: bool = False
+    min_priority: int | None = None
 
     def query(self) -> str:
         """The filters as a query string (for the live fragment and the next page)."""
@@ -102,6 +103,8 @@ class ListFilter:
             params["workflow"] = self.workflow
         if self.overdue:
             params["overdue"] = "true"
+        if self.min_priority is not None:
+            params["min_priority"] = str(self.min_priority)
         return urlencode(params)
 
 
@@ -109,7 +112,12 @@ async def _list_context(
     engine: Engine, user: User | None, shown: ListFilter, cursor: str | None, config: WebConfig
 ) -> dict[str, Any]:
     tab = shown.tab if shown.tab in _TABS else "open"
-    shown = ListFilter(tab=tab, workflow=shown.workflow or None, overdue=shown.overdue and tab != "completed")
+    shown = ListFilter(
+        tab=tab,
+        workflow=shown.workflow or None,
+        overdue=shown.overdue and tab != "completed",
+        min_priority=shown.min_priority,
+    )
     status, claimable = _TABS[tab]
     kwargs: dict[str, Any] = {
         "status": status,
@@ -118,6 +126,7 @@ async def _list_context(
         "cursor": cursor or None,
         "workflow_name": shown.workflow,
         "overdue": shown.overdue,
+        "min_priority": shown.min_priority,
     }
     if tab == "completed" and user is not None:
         kwargs["completed_by"] = user.id
@@ -175,13 +184,15 @@ async def inbox(
     tab: FromQuery[str] = "open",
     workflow: FromQuery[str | None] = None,
     overdue: FromQuery[bool] = False,
+    min_priority: FromQuery[int | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Template | Redirect:
     """The inbox: open tasks or recently completed ones, refreshed live over SSE."""
     redirect = sign_in_needed(web_config, current_user)
     if redirect:
         return redirect
-    return await inbox_page(engine, current_user, web_config, ListFilter(tab, workflow, overdue), cursor)
+    shown = ListFilter(tab, workflow, overdue, min_priority)
+    return await inbox_page(engine, current_user, web_config, shown, cursor)
 
 
 @get("/fragments/tasks", name="flowstar-ui:task-list")
@@ -194,11 +205,13 @@ async def task_list(
     tab: FromQuery[str] = "open",
     workflow: FromQuery[str | None] = None,
     overdue: FromQuery[bool] = False,
+    min_priority: FromQuery[int | None] = None,
 ) -> Template | Response[Any]:
     """The task table alone, fetched by htmx when a task event arrives."""
     if sign_in_needed(web_config, current_user):
         return Response(content="", status_code=401)
-    context = await _list_context(engine, current_user, ListFilter(tab, workflow, overdue), None, web_config)
+    shown = ListFilter(tab, workflow, overdue, min_priority)
+    context = await _list_context(engine, current_user, shown, None, web_config)
     return Template(template_name="flowstar/task_list.html", context=page_context(web_config, current_user, **context))
 
 
