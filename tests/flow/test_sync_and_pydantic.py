@@ -6,12 +6,11 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
+import pydantic
 import pytest
 
 from flowstar import LocalExecutionEngine, ManualClock, ValidationError, WorkflowRegistry, WorkflowStatus
 from flowstar.flow import FlowEngine, SyncFlowEngine, complete, get_context, goto, step, wait, workflow
-
-pydantic = pytest.importorskip("pydantic")
 
 
 def document_approval(registry: WorkflowRegistry) -> type:
