@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from tests.unit.helpers import Set, linear
 
-from flowstar import LocalExecutionEngine, WebhookStep
+from flowstar import LocalExecutionEngine, WebhookStep, WorkflowRegistry
 from flowstar.demo_workflows import build_registry
 from flowstar.web import WorkflowWebPlugin
 
@@ -26,6 +27,18 @@ def make_app(**options: Any) -> tuple[Litestar, LocalExecutionEngine]:
     options.setdefault("enable_ui", False)
     plugin = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, **options)
     return Litestar(plugins=[plugin]), engine
+
+
+@asynccontextmanager
+async def serving(
+    registry: WorkflowRegistry, **options: Any
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], LocalExecutionEngine]]:
+    """A test client of the plugin's API on a memory engine over ``registry`` (closed after)."""
+    engine = LocalExecutionEngine(registry)
+    plugin = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False, **options)
+    async with AsyncTestClient(Litestar(plugins=[plugin])) as client:
+        yield client, engine
+    await engine.close()
 
 
 @pytest.fixture

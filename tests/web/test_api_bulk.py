@@ -10,24 +10,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from tests.unit.helpers import Set, linear
-from tests.web.conftest import PREFIX, SECRET
+from tests.web.conftest import PREFIX, serving
 from tests.web.test_auth import KEY, _bearer
 
 from flowstar import LocalExecutionEngine, WorkflowRegistry, WorkflowStatus
 from flowstar.model.waits import SignalStep
-from flowstar.web import JWTUserProvider, WorkflowWebPlugin
+from flowstar.web import JWTUserProvider
 
 Client = AsyncTestClient[Litestar]
-
-
-async def _client(**options: Any) -> AsyncIterator[tuple[Client, LocalExecutionEngine]]:
-    registry = WorkflowRegistry()
-    registry.register_definition(linear("parked", SignalStep("hold"), Set("done")))
-    engine = LocalExecutionEngine(registry)
-    plugin = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False, **options)
-    async with AsyncTestClient(Litestar(plugins=[plugin])) as client:
-        yield client, engine
-    await engine.close()
 
 
 async def _finished(client: Client, engine: LocalExecutionEngine, operation_id: str) -> Any:
@@ -35,15 +25,21 @@ async def _finished(client: Client, engine: LocalExecutionEngine, operation_id: 
     return await asyncio.to_thread(client.blocking_portal.call, engine.bulk.wait, operation_id)
 
 
+def _registry() -> WorkflowRegistry:
+    registry = WorkflowRegistry()
+    registry.register_definition(linear("parked", SignalStep("hold"), Set("done")))
+    return registry
+
+
 @pytest.fixture
 async def back_end() -> AsyncIterator[tuple[Client, LocalExecutionEngine]]:
-    async for pair in _client():
+    async with serving(_registry()) as pair:
         yield pair
 
 
 @pytest.fixture
 async def with_users() -> AsyncIterator[tuple[Client, LocalExecutionEngine]]:
-    async for pair in _client(user_provider=JWTUserProvider(KEY)):
+    async with serving(_registry(), user_provider=JWTUserProvider(KEY)) as pair:
         yield pair
 
 

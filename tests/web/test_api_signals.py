@@ -9,14 +9,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from tests.unit.helpers import Set, linear
-from tests.web.conftest import PREFIX, SECRET
+from tests.web.conftest import PREFIX, serving
 from tests.web.test_auth import KEY, _bearer
 
 from flowstar import BaseHumanStep, LocalExecutionEngine, WorkflowContext, WorkflowRegistry, WorkflowStatus
 from flowstar.model.commands import Complete
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.waits import EventStep, SignalStep
-from flowstar.web import JWTUserProvider, WorkflowWebPlugin
+from flowstar.web import JWTUserProvider
 
 Client = AsyncTestClient[Litestar]
 
@@ -49,23 +49,15 @@ def _registry() -> WorkflowRegistry:
     return registry
 
 
-async def _client(**options: Any) -> AsyncIterator[tuple[Client, LocalExecutionEngine]]:
-    engine = LocalExecutionEngine(_registry())
-    plugin = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False, **options)
-    async with AsyncTestClient(Litestar(plugins=[plugin])) as client:
-        yield client, engine
-    await engine.close()
-
-
 @pytest.fixture
 async def back_end() -> AsyncIterator[tuple[Client, LocalExecutionEngine]]:
-    async for pair in _client():
+    async with serving(_registry()) as pair:
         yield pair
 
 
 @pytest.fixture
 async def with_users() -> AsyncIterator[tuple[Client, LocalExecutionEngine]]:
-    async for pair in _client(user_provider=JWTUserProvider(KEY)):
+    async with serving(_registry(), user_provider=JWTUserProvider(KEY)) as pair:
         yield pair
 
 

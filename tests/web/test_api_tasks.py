@@ -10,11 +10,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from tests.unit.helpers import linear
-from tests.web.conftest import PREFIX, SECRET, make_app
+from tests.web.conftest import PREFIX, make_app, serving
 from tests.web.test_auth import KEY, _bearer, _start_as
 
-from flowstar import BaseHumanStep, LocalExecutionEngine, WorkflowRegistry
-from flowstar.web import JWTUserProvider, WorkflowWebPlugin
+from flowstar import BaseHumanStep, WorkflowRegistry
+from flowstar.web import JWTUserProvider
 
 Client = AsyncTestClient[Litestar]
 DECISION = {"output_data": {"decision": "approve"}}
@@ -145,11 +145,9 @@ async def test_tasks_filter_by_minimum_priority() -> None:
     registry = WorkflowRegistry()
     registry.register_definition(linear("urgent", BaseHumanStep("fix", priority=90)))
     registry.register_definition(linear("later", BaseHumanStep("tidy", priority=10)))
-    engine = LocalExecutionEngine(registry)
-    urgent = await engine.start_workflow("urgent")
-    await engine.start_workflow("later")
-    plugin = WorkflowWebPlugin(path_prefix=PREFIX, engine=engine, secret_key=SECRET, enable_ui=False)
-    async with AsyncTestClient(Litestar(plugins=[plugin])) as client:
+    async with serving(registry) as (client, engine):
+        urgent = await engine.start_workflow("urgent")
+        await engine.start_workflow("later")
         high = await client.get(f"{PREFIX}/tasks", params={"min_priority": 50})
         assert high.status_code == 200, high.text
         assert [t["instance_id"] for t in high.json()] == [str(urgent.id)]
@@ -157,4 +155,3 @@ async def test_tasks_filter_by_minimum_priority() -> None:
         bad = await client.get(f"{PREFIX}/tasks", params={"min_priority": "high"})
         assert bad.status_code == 400
         assert "min_priority" in bad.text
-    await engine.close()
