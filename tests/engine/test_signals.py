@@ -18,6 +18,7 @@ from flowstar import (
     WorkflowDefinition,
     WorkflowStatus,
 )
+from flowstar.backends.memory import MemoryStore
 from flowstar.model.waits import EventStep, SignalStep
 from tests.unit.helpers import Set, linear
 
@@ -90,6 +91,28 @@ async def test_a_broadcast_wakes_every_waiting_instance_of_the_tenant(make_engin
     for instance in acme:
         assert (await _settle(engine, instance, WorkflowStatus.COMPLETED)).status is WorkflowStatus.COMPLETED
     assert (await engine.get_instance(other.id)).status is WorkflowStatus.WAITING
+
+
+def _other_process(make_engine: Any, engine: Any, definition: WorkflowDefinition) -> Any:
+    """An engine of another process on ``engine``'s database: its own store, its own cache."""
+    if isinstance(engine.store, MemoryStore):
+        return make_engine(definition, persistence=engine.store)  # memory: one store or none
+    return make_engine(definition)
+
+
+async def test_a_broadcast_wakes_an_instance_another_process_moved_to_the_wait(make_engine: Any) -> None:
+    # The sender committed the instance last while it waited for "go": what it remembers of
+    # it is older than the wait for "approved" that the other process opened since.
+    definition = linear("two_waits", SignalStep("go"), SignalStep("approved"), Set("done", finished=True))
+    api = make_engine(definition)
+    worker = _other_process(make_engine, api, definition)
+    instance = await api.start_workflow("two_waits")
+    assert await worker.signal("go", instance_id=instance.id) == 1
+    assert (await worker.get_instance(instance.id)).current_step == "approved"
+
+    assert await api.signal("approved", {"by": "carol"}) == 1
+    done = await _settle(api, instance, WorkflowStatus.COMPLETED)
+    assert done.context.data == {"by": "carol", "finished": True}
 
 
 async def test_a_signal_for_one_instance_wakes_only_it(make_engine: Any) -> None:

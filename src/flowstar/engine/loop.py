@@ -183,20 +183,24 @@ class EngineLoop(EngineReads):
             since = wait.since or state.started_at
             for entry in await self.store.find_signals(token.kind, wait.name, tenant_id=state.tenant_id, since=since):
                 if accepts(state, token, entry):
-                    return await self._deliver(state.id, token.id, entry, scope.definition)
+                    return await self._deliver(state, token.id, entry, scope.definition)
         return None
 
     async def _deliver(
-        self, instance_id: str, token_id: str, entry: SignalEntry, definition: WorkflowDefinition | None = None
+        self, state: InstanceState, token_id: str, entry: SignalEntry, definition: WorkflowDefinition | None = None
     ) -> CommitPlan | None:
-        """End the wait ``token_id`` with ``entry``; None if it had ended already."""
+        """End the wait ``token_id`` of ``state`` with ``entry``; None if it had ended already.
+
+        The plan is built on ``state`` as the caller read it: if another commit came first,
+        the version check refuses it and ``_apply`` builds again on a fresh load.
+        """
         now = self.clock.now()
         events = self.events_enabled
         try:
             return await self._apply(
-                instance_id,
+                state.id,
                 lambda d, s: deliver_signal(d, s, token_id, entry, now=now, new_id=new_id, events=events),
-                None,
+                state,
                 definition,
             )
         except TaskAlreadyCompletedError:

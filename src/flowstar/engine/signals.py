@@ -106,7 +106,7 @@ class EngineSignals(EngineTasks):
         token = matching_wait(state, entry)
         if token is None:
             return False
-        plan = await self._deliver(state.id, token.id, entry)
+        plan = await self._deliver(state, token.id, entry)
         if plan is None:
             return False  # the wait ended meanwhile: the log decides
         await self._follow_call(plan)
@@ -160,11 +160,13 @@ class EngineSignals(EngineTasks):
         return woken
 
     async def _wake_one(self, instance_id: str, entry: SignalEntry) -> bool:
+        # The database says the instance waits; what this process cached of it may be older
+        # (another process opened the wait since), and would miss the wait.
+        self.store.forget(instance_id)
         state = await self.store.load_instance(instance_id)
-        token = matching_wait(state, entry) if state is not None else None
-        if token is None:
+        if state is None or (token := matching_wait(state, entry)) is None:
             return False
-        plan = await self._deliver(instance_id, token.id, entry)
+        plan = await self._deliver(state, token.id, entry)
         if plan is None:
             return False
         await self._follow_call(plan)
