@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowstar import LocalExecutionEngine, WorkflowDefinition, WorkflowRegistry
+from flowstar.backends.memory import MemoryStore
 from flowstar.db import PersistentExecutionEngine, create_database_engine, metadata
 from flowstar.engine.core import Engine
 
@@ -132,3 +133,19 @@ async def make_engine(database: AsyncEngine | None) -> AsyncIterator[EngineFacto
     yield factory
     for engine in engines:
         await engine.close()
+
+
+@pytest.fixture
+def other_process(make_engine: EngineFactory) -> Callable[..., Engine]:
+    """``other_process(engine, *definitions, **engine_kwargs)``: an engine of another process
+    on ``engine``'s database, with a store (and a cache of committed states) of its own.
+
+    On the memory store both engines share the one store: it caches nothing.
+    """
+
+    def factory(engine: Engine, *definitions: WorkflowDefinition, **kwargs: Any) -> Engine:
+        if isinstance(engine.store, MemoryStore):
+            return make_engine(*definitions, persistence=engine.store, **kwargs)
+        return make_engine(*definitions, **kwargs)
+
+    return factory

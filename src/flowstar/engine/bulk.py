@@ -267,6 +267,9 @@ class BulkOperations:
     async def _act_on_instance(self, operation: BulkOperation, instance_id: str) -> None:
         request, engine = operation.request, self.engine
         try:
+            # Read from the database (not a cached state): another process may have
+            # retried a failed instance this one saw fail.
+            self._store.forget(instance_id)
             state = await self._store.load_instance(instance_id)
             if state is None or (operation.tenant_id is not None and state.tenant_id != operation.tenant_id):
                 _failed(operation, instance_id, "no such instance")

@@ -391,7 +391,9 @@ class Engine(EngineSignals):
         """Cancel the start an earlier time of the event scheduled, if it has not run yet."""
         key = scoped_idempotency_key(earlier.tenant_id, event_key(definition, earlier))
         known = await self.store.instance_for_key(key) if key is not None else None
-        state = await self.store.load_instance(known) if known is not None else None
+        # Read from the database: another process may have run the start since this one
+        # committed it, and a running instance must not be canceled.
+        state = await self._read(known) if known is not None else None
         if state is None or not not_started(state, definition, self.clock.now()):
             return
         try:

@@ -39,12 +39,16 @@ class EngineReads:
     def __init__(self) -> None:
         self._watchers: dict[str, list[tuple[frozenset[WorkflowStatus], asyncio.Future[None]]]] = {}
 
-    async def _load(self, instance_id: str) -> InstanceState:
-        # Calls from outside (API, other processes' work) must see the latest commit, not a
-        # state this process cached when it last committed.
+    async def _read(self, instance_id: str) -> InstanceState | None:
+        """The latest committed state, or None: read from the database, not from what this
+        process cached when it last committed (other processes may have committed since)."""
         self.store.forget(instance_id)
+        return await self.store.load_instance(instance_id)
+
+    async def _load(self, instance_id: str) -> InstanceState:
+        """``_read`` for calls from outside (API, other processes' work): unknown ids raise."""
         try:
-            state = await self.store.load_instance(instance_id)
+            state = await self._read(instance_id)
         except ValueError as exc:  # a malformed id
             raise InstanceNotFoundError(f"no workflow instance with id {instance_id!r}") from exc
         if state is None:

@@ -162,8 +162,7 @@ class EngineSignals(EngineTasks):
     async def _wake_one(self, instance_id: str, entry: SignalEntry) -> bool:
         # The database says the instance waits; what this process cached of it may be older
         # (another process opened the wait since), and would miss the wait.
-        self.store.forget(instance_id)
-        state = await self.store.load_instance(instance_id)
+        state = await self._read(instance_id)
         if state is None or (token := matching_wait(state, entry)) is None:
             return False
         plan = await self._deliver(state, token.id, entry)
