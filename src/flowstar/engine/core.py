@@ -403,16 +403,15 @@ class Engine(EngineSignals):
 
     # -- child workflows ----------------------------------------------------------------
 
-    async def _prepare_result(self, state: InstanceState, token: Token, result: StepResult) -> StepResult:
-        """Start the child a ``StartChild`` names; the step then commits a wait for its end.
+    async def _start_child(self, state: InstanceState, token: Token, result: StepResult) -> StepResult:
+        """Start the child the step's ``StartChild`` names; the step then commits a wait for its end.
 
         The start is keyed by the parent's activation: a step run again after a crash finds
         the child its first run started, and a child that ended meanwhile is delivered from
         the signal log when the wait opens.
         """
         command = result.command
-        if not isinstance(command, StartChild):
-            return result
+        assert isinstance(command, StartChild)
         parent = {"instance_id": state.id, "step": token.step, "result_key": command.result_key}
         try:
             child = await self.start_workflow(

@@ -28,6 +28,7 @@ from flowstar.engine.reads import EngineReads
 from flowstar.engine.runner import describe_error, run_step
 from flowstar.engine.views import as_uuid, definition_uuid
 from flowstar.model.children import PARENT_KEY
+from flowstar.model.commands import StartChild
 from flowstar.model.context import json_object, step_context
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES
@@ -273,8 +274,8 @@ class EngineLoop(EngineReads):
                 )
             finally:
                 STEP_RUN.reset(names_run)
-            if result.command is not None:
-                result = await self._prepare_result(state, token, result)
+            if type(result.command) is StartChild:
+                result = await self._start_child(state, token, result)
             try:
                 return await self._commit_result(scope, state, token_id, result)
             except ContextSerializationError as exc:
@@ -316,9 +317,9 @@ class EngineLoop(EngineReads):
             return plan
         return await self._apply(state.id, _outcome(token_id, result, scope.events), None, scope.definition)
 
-    async def _prepare_result(self, state: InstanceState, token: Token, result: StepResult) -> StepResult:
-        """What a step's command needs done before its commit: nothing here; ``Engine``
-        starts the child workflow a ``StartChild`` names."""
+    async def _start_child(self, state: InstanceState, token: Token, result: StepResult) -> StepResult:
+        """Start the child workflow the step's ``StartChild`` names, before the step's commit:
+        nothing here; ``Engine`` does it."""
         return result
 
     async def _ended(self, state: InstanceState) -> None:

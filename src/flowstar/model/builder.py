@@ -301,7 +301,7 @@ class PlanBuilder:
             info = WaitInfo(then=command.next or step_name)
             self.add_token(step_name, "timer", due_at=due, record_id=record.id, wait=info)
         elif isinstance(command, StartChild):
-            # The engine turns it into a wait once the child exists (``Engine._prepare_result``).
+            # The engine turns it into a wait once the child exists (``Engine._start_child``).
             self.fail(f"step {step_name!r}: a child workflow can only be started by an engine", step_name)
         elif command.next is None:
             self.fail(f"step {step_name!r} waits with no step to go on with (give next=)", step_name)
