@@ -152,28 +152,6 @@ async def test_an_operation_on_listed_ids(make_engine: Any) -> None:
     assert await _statuses(engine, ids) == Counter({WorkflowStatus.CANCELED: 2, WorkflowStatus.WAITING: 2})
 
 
-async def test_a_bulk_cancel_acts_on_an_instance_another_process_retried(make_engine: Any, other_process: Any) -> None:
-    # This process saw the instance fail; another one retried it since, and it waits now.
-    attempts: list[int] = []
-
-    def flaky(context: WorkflowContext) -> None:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise RuntimeError("the first run fails")
-
-    definition = linear("flaky", Fn("call", flaky), SignalStep("hold"), Set("done"))
-    api = make_engine(definition)
-    worker = other_process(api, definition)
-    instance = await api.start_workflow("flaky")
-    assert instance.status is WorkflowStatus.FAILED
-    assert (await worker.retry(instance.id)).status is WorkflowStatus.WAITING
-
-    request = BulkRequest(kind="cancel", filter=BulkFilter(ids=(str(instance.id),)))
-    done = await api.bulk.wait((await api.bulk.submit(request)).id)
-    assert (done.acted, done.skipped, done.failed) == (1, 0, 0)
-    assert (await api.get_instance(instance.id)).status is WorkflowStatus.CANCELED
-
-
 async def test_bulk_operations_are_for_admins_of_their_tenant(make_engine: Any) -> None:
     engine = make_engine(_waiting())
     mine = await _start(engine, "parked", 3, tenant_id="acme")

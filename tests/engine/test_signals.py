@@ -18,13 +18,10 @@ from flowstar import (
     WorkflowDefinition,
     WorkflowStatus,
 )
-from flowstar.model.definition import EventTrigger
 from flowstar.model.waits import EventStep, SignalStep
 from tests.unit.helpers import Set, linear
 
 DAY = timedelta(days=1)
-HOUR = timedelta(hours=1)
-MINUTE = timedelta(minutes=1)
 
 
 def _approval(**signal: Any) -> WorkflowDefinition:
@@ -93,50 +90,6 @@ async def test_a_broadcast_wakes_every_waiting_instance_of_the_tenant(make_engin
     for instance in acme:
         assert (await _settle(engine, instance, WorkflowStatus.COMPLETED)).status is WorkflowStatus.COMPLETED
     assert (await engine.get_instance(other.id)).status is WorkflowStatus.WAITING
-
-
-async def test_a_broadcast_wakes_an_instance_another_process_moved_to_the_wait(
-    make_engine: Any, other_process: Any
-) -> None:
-    # The sender committed the instance last while it waited for "go": what it remembers of
-    # it is older than the wait for "approved" that the other process opened since.
-    definition = linear("two_waits", SignalStep("go"), SignalStep("approved"), Set("done", finished=True))
-    api = make_engine(definition)
-    worker = other_process(api, definition)
-    instance = await api.start_workflow("two_waits")
-    assert await worker.signal("go", instance_id=instance.id) == 1
-    assert (await worker.get_instance(instance.id)).current_step == "approved"
-
-    assert await api.signal("approved", {"by": "carol"}) == 1
-    done = await _settle(api, instance, WorkflowStatus.COMPLETED)
-    assert done.context.data == {"by": "carol", "finished": True}
-
-
-async def test_moving_an_event_leaves_a_start_that_another_process_ran(make_engine: Any, other_process: Any) -> None:
-    # The start the first report scheduled ran in another process and waits now; the
-    # process that reports the new time remembers it only as not started yet.
-    definition = linear(
-        "reminder",
-        Set("remind", reminded=True),
-        SignalStep("confirmed"),
-        Set("done"),
-        trigger=EventTrigger("appointment_due", offset_seconds=-3600),
-    )
-    api_clock, worker_clock = ManualClock(), ManualClock()
-    api = make_engine(definition, clock=api_clock)
-    worker = other_process(api, definition, clock=worker_clock)
-    due = api_clock.now() + 2 * HOUR
-    await api.report_event("appointment_due", "appt-1", at=due)
-    (first,) = (await api.find_instances(workflow_name="reminder")).items
-
-    worker_clock.advance(61 * MINUTE)
-    assert await worker.recover() == 1
-    await _settle(worker, first, WorkflowStatus.WAITING)
-
-    await api.report_event("appointment_due", "appt-1", at=due + HOUR)
-    assert (await api.get_instance(first.id)).status is WorkflowStatus.WAITING
-    pending = [i for i in (await api.find_instances(workflow_name="reminder")).items if i.id != first.id]
-    assert [i.status for i in pending] == [WorkflowStatus.RUNNING]  # the start for the new time
 
 
 async def test_a_signal_for_one_instance_wakes_only_it(make_engine: Any) -> None:

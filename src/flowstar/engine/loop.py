@@ -99,14 +99,11 @@ class EngineLoop(EngineReads):
         of this run (see ``ActivationRun``); the loop goes on with the next activation
         itself while ``Dispatcher.may_chain`` allows it.
         """
-        state = await self.store.load_instance(instance_id)
+        # The database decides whether the activation still needs work, not what this process
+        # cached: another process may have run it, or canceled the instance, since.  (A run
+        # this loop chains goes on from its own commit and reads nothing.)
+        state = await self._read(instance_id)
         token = state.tokens.get(token_id) if state is not None else None
-        if token is None:
-            # The state may come from this process's cache while another process committed
-            # the activation's creation: look again in the database before giving up.
-            self.store.forget(instance_id)
-            state = await self.store.load_instance(instance_id)
-            token = state.tokens.get(token_id) if state is not None else None
         if state is None or token is None:
             log.debug("activation no longer pending", instance_id=instance_id, token_id=token_id)
             return
