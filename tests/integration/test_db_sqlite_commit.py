@@ -1,6 +1,8 @@
-"""SQLite: a commit is one SQLAlchemy transaction (public APIs only) and keeps the commit's
-guarantees: all or nothing, the version check, a broken connection thrown away, writers in
-two pools serialized, and units of work on one shared ``:memory:`` connection taking turns."""
+"""SQLite: a commit is one transaction sent straight to the pooled aiosqlite connection
+(public APIs only; ``flowstar.db._sqlite``), storing what SQLAlchemy's transaction stores, and
+keeps the commit's guarantees: all or nothing, the version check, a broken connection thrown
+away, writers in two pools serialized, and units of work on one shared ``:memory:``
+connection taking turns."""
 
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import event, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 from tests.integration.test_db_store import _registry, _scenario
 
 from flowstar.db import PersistentExecutionEngine, SQLAlchemyStore, create_database_engine, metadata
+from flowstar.db._rows import records
+from flowstar.db._sqlite import compile_for_driver
 from flowstar.model.enums import StepStatus
 from flowstar.model.errors import StoreUnavailableError
 from flowstar.model.state import CommitPlan, InstanceState, StepRecord
@@ -121,6 +126,43 @@ async def test_rows_are_stored_as_advanced_alchemys_types_store_them(db_engine: 
     assert any(isinstance(v, str) and v.startswith("2030-01-01 00:00:00") for v in instance)
     canonical = _canonical_raw(rows)
     assert any(isinstance(v, tuple) and v[0] == "json" for v in canonical[0][0])
+
+
+@sqlite_only
+async def test_the_driver_commit_stores_what_sqlalchemys_transaction_stores(db_engine: AsyncEngine) -> None:
+    direct = await _scenario(db_engine, one_statement=False)
+    through_sqlalchemy = await _scenario(db_engine, one_statement=False, through_aiosqlite=False)
+    for mine, theirs in zip(direct, through_sqlalchemy, strict=True):
+        assert _canonical_raw(await _raw(db_engine, mine)) == _canonical_raw(await _raw(db_engine, theirs))
+
+
+@sqlite_only
+async def test_a_commit_goes_to_the_driver_not_through_sqlalchemy(db_engine: AsyncEngine) -> None:
+    state = await _started(db_engine)
+    store = SQLAlchemyStore(db_engine, cache_states=False)
+    executed: list[str] = []
+
+    def seen(*args: Any) -> None:
+        executed.append(args[2])  # the statement
+
+    event.listen(db_engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await store.commit(_next(state, _record(state), extra=True)) is True
+    finally:
+        event.remove(db_engine.sync_engine, "before_cursor_execute", seen)
+    assert executed == []
+    loaded = await store.load_instance(state.id)
+    assert loaded is not None
+    assert loaded.data["extra"] is True
+
+
+def test_a_statement_needing_a_default_the_rows_lack_is_left_to_sqlalchemy(db_engine: AsyncEngine) -> None:
+    dialect = db_engine.dialect
+    complete = {c.name: None for c in records.columns}
+    assert compile_for_driver(insert(records), dialect, list(complete)) is not None
+    # ``started_at`` has a Python-side default: SQLAlchemy's execution would compute it.
+    lacking = [name for name in complete if name != "started_at"]
+    assert compile_for_driver(insert(records), dialect, lacking) is None
 
 
 @sqlite_only

@@ -100,11 +100,15 @@ def _registry() -> WorkflowRegistry:
     return registry
 
 
-async def _scenario(db_engine: AsyncEngine, *, one_statement: bool, through_asyncpg: bool = True) -> list[str]:
+async def _scenario(
+    db_engine: AsyncEngine, *, one_statement: bool, through_asyncpg: bool = True, through_aiosqlite: bool = True
+) -> list[str]:
     """Every kind of plan: creates, steps, task creation, reassignment, completion,
     cancellation, failure; with the outbox on."""
     store = SQLAlchemyStore(db_engine, outbox=True, one_statement=one_statement)
     store._asyncpg = store._asyncpg and through_asyncpg  # False: the path another PostgreSQL driver takes
+    if not through_aiosqlite:
+        store._sqlite = None  # SQLite's commits through SQLAlchemy's transaction
     clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
     engine = Engine(_registry(), store, InlineDispatcher(clock), clock=clock)
     try:

@@ -10,10 +10,12 @@ the outbox rows of its events atomically.  The rows come from one mapping,
   connection outside any transaction (``_asyncpg``): one round trip, autocommitted; the
   connection is one of the engine's, kept between statements (``_leases``) instead of
   checked out of its pool per statement;
-- on SQLite, for the rare PostgreSQL plan one statement cannot express, and on other
-  drivers, as one SQLAlchemy transaction with one statement (or ``executemany`` batch) per
-  table.  Its first statement writes the instance row, so on SQLite the transaction takes
-  the write lock before it reads anything (no stale snapshot to fail on in WAL mode).
+- on SQLite as one transaction with one statement (or ``executemany`` batch) per table,
+  sent straight to the pooled aiosqlite connection (``_sqlite``);
+- for the rare PostgreSQL plan one statement cannot express, and on other drivers, as the
+  same transaction through SQLAlchemy.  The first statement writes the instance row, so on
+  SQLite the transaction takes the write lock before it reads anything (no stale snapshot
+  to fail on in WAL mode).
 
 Reads on PostgreSQL run in autocommit mode too (no ``BEGIN``/``ROLLBACK`` around a
 ``SELECT``); loading an instance, the read on every activation's path, goes through asyncpg
@@ -63,6 +65,7 @@ from flowstar.db._rows import records as _records
 from flowstar.db._rows import tasks as _tasks
 from flowstar.db._rows import uuid_of as _uuid
 from flowstar.db._signal_log import SignalLog
+from flowstar.db._sqlite import SQLiteWriter
 from flowstar.engine.views import definition_uuid
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
@@ -232,6 +235,8 @@ class SQLAlchemyStore(SignalLog, BulkLog):
             self._leases = leases_for(engine, pool_recycle=pool_recycle)
             self._raw_commits: dict[tuple[bool, _onestatement.Parts], RawStatement] = {}
             self._raw_load = RawStatement(_LOAD_INSTANCE, engine.dialect)
+        # On SQLite the commit's transaction goes straight to the aiosqlite connection.
+        self._sqlite = SQLiteWriter(engine) if dialect == "sqlite" and engine.dialect.driver == "aiosqlite" else None
         # One shared connection (``StaticPool``, a ``:memory:`` database): units of work on
         # it would interleave inside each other's transactions, so they take turns.
         self._shared = _shared_lock(engine)
@@ -340,11 +345,17 @@ class SQLAlchemyStore(SignalLog, BulkLog):
             statement, params = self._insert_instance, rows.instance
         else:
             statement, params = _UPDATE_INSTANCE, {**_keyed(rows.instance), "_expected": rows.expected_version}
-        async with self._turn(), self.engine.begin() as conn:
-            if (await conn.execute(statement, params)).rowcount != 1:
-                return False  # a stale version, or created already: nothing was written
-            for child, batch in _children(rows):
-                await conn.execute(child, batch)
+        children = _children(rows)
+        async with self._turn():
+            if self._sqlite is not None:
+                prepared = self._sqlite.prepare([(statement, [params]), *children])
+                if prepared is not None:
+                    return await self._sqlite.commit(prepared)
+            async with self.engine.begin() as conn:
+                if (await conn.execute(statement, params)).rowcount != 1:
+                    return False  # a stale version, or created already: nothing was written
+                for child, batch in children:
+                    await conn.execute(child, batch)
         return True
 
     def _turn(self) -> asyncio.Lock | _NoTurns:
