@@ -156,6 +156,37 @@ async def test_a_commit_goes_to_the_driver_not_through_sqlalchemy(db_engine: Asy
     assert loaded.data["extra"] is True
 
 
+@sqlite_only
+async def test_the_driver_load_reads_what_sqlalchemy_reads(db_engine: AsyncEngine) -> None:
+    ids = await _scenario(db_engine, one_statement=False)
+    direct = SQLAlchemyStore(db_engine, cache_states=False)
+    through_sqlalchemy = SQLAlchemyStore(db_engine, cache_states=False)
+    through_sqlalchemy._sqlite = None  # the load through SQLAlchemy's connection
+    for instance_id in ids:
+        state = await direct.load_instance(instance_id)
+        assert state is not None
+        assert state == await through_sqlalchemy.load_instance(instance_id)
+    assert await direct.load_instance(str(uuid.uuid4())) is None
+
+
+@sqlite_only
+async def test_a_load_on_a_closed_connection_is_store_unavailable_then_recovers(db_engine: AsyncEngine) -> None:
+    state = await _started(db_engine)
+    store = SQLAlchemyStore(db_engine, cache_states=False)
+    fairy = await db_engine.raw_connection()
+    driver = fairy.driver_connection
+    assert driver is not None
+    await greenlet_spawn(fairy.close)
+    await driver.close()
+    with pytest.raises(StoreUnavailableError, match="could not load the instance") as raised:
+        await store.load_instance(state.id)
+    cause = raised.value.__cause__
+    assert isinstance(cause, DBAPIError)
+    assert cause.connection_invalidated
+    assert await store.load_instance(state.id) == state
+
+
+@sqlite_only
 def test_a_statement_needing_a_default_the_rows_lack_is_left_to_sqlalchemy(db_engine: AsyncEngine) -> None:
     dialect = db_engine.dialect
     complete = {c.name: None for c in records.columns}

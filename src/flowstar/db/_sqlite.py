@@ -14,6 +14,9 @@ The transaction runs on a connection checked out of the engine's pool (public
 ``commit``: ``BEGIN``, the instance write first (it takes SQLite's write lock before
 anything is read, and its row count is the version check), the child writes, ``COMMIT``.
 
+The load of an instance, the read on every activation's path, runs the same way: one
+``execute_fetchall`` call, its values through the columns' result processors.
+
 A statement this cannot send as compiled (one that needs a value the rows do not carry, such
 as a Python-side column default, or an expanding ``IN``) is not run here: ``prepare`` answers
 None and the store uses its SQLAlchemy transaction.  Driver errors come back as SQLAlchemy's
@@ -31,11 +34,11 @@ from typing import Any, cast
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["Prepared", "SQLiteStatement", "SQLiteWriter"]
+__all__ = ["Prepared", "SQLiteQuery", "SQLiteStatement", "SQLiteWriter", "compile_for_driver"]
 
 Row = Mapping[str, Any]
 # One write of a plan: a statement and its rows (one row, or an executemany batch).
@@ -73,12 +76,60 @@ def compile_for_driver(statement: ClauseElement, dialect: Dialect, keys: Sequenc
 Prepared = list[tuple[SQLiteStatement, list[tuple[Any, ...]]]]
 
 
+class SQLiteQuery:
+    """A ``SELECT`` compiled for the SQLite driver, with its columns' result processors: its
+    rows come back as mappings by column key, the values SQLAlchemy would hand back."""
+
+    __slots__ = ("_columns", "statement")
+
+    def __init__(self, query: Select[Any], dialect: Dialect, keys: Sequence[str]) -> None:
+        statement = compile_for_driver(query, dialect, keys)
+        if statement is None:
+            raise ValueError(f"the query needs parameters besides {list(keys)}")
+        self.statement = statement
+        self._columns = tuple(
+            (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
+            for column in query.selected_columns
+        )
+
+    def mapping(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A row of the driver's as a mapping by column key, its values converted."""
+        return {
+            key: value if process is None else process(value)
+            for (key, process), value in zip(self._columns, row, strict=True)
+        }
+
+
 class SQLiteWriter:
-    """Runs a plan's writes as one transaction on a raw aiosqlite connection of ``engine``."""
+    """Runs a plan's writes as one transaction on a raw aiosqlite connection of ``engine``,
+    and single-row queries on one."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._compiled: dict[tuple[int, tuple[str, ...]], SQLiteStatement | None] = {}
+
+    async def fetch_one(self, query: SQLiteQuery, params: Row) -> dict[str, Any] | None:
+        """The first row of ``query`` (one call into aiosqlite's thread), or None."""
+        fairy = await self._engine.raw_connection()
+        driver: Any = fairy.driver_connection
+        broken: BaseException | None = None
+        sql = query.statement.sql
+        try:
+            rows = await driver.execute_fetchall(sql, query.statement.args(params))
+        except sqlite3.Error as error:
+            broken = _as_dbapi_error(sql, error)
+            raise broken from error
+        except ValueError as error:
+            broken = _closed(sql, error) or error
+            if broken is error:
+                raise
+            raise broken from error
+        except BaseException as error:
+            broken = error
+            raise
+        finally:
+            await _give_back(fairy, driver, broken)
+        return query.mapping(rows[0]) if rows else None
 
     def prepare(self, writes: Sequence[Write]) -> Prepared | None:
         """The writes with their driver parameters; None if one cannot be sent as compiled."""
@@ -134,12 +185,10 @@ class SQLiteWriter:
         except sqlite3.Error as error:
             raise _as_dbapi_error(sql, error) from error
         except ValueError as error:
-            if "connection" not in str(error).lower():
+            closed = _closed(sql, error)
+            if closed is None:
                 raise
-            # aiosqlite's "Connection closed" / "no active connection": the connection is gone.
-            raise sa_exc.OperationalError(
-                sql, None, sqlite3.OperationalError(str(error)), connection_invalidated=True
-            ) from error
+            raise closed from error
         return True
 
 
@@ -158,6 +207,14 @@ async def _give_back(fairy: Any, driver: Any, broken: BaseException | None) -> N
         await greenlet_spawn(fairy.invalidate, error)
     else:
         await greenlet_spawn(fairy.close)
+
+
+def _closed(statement: str, error: ValueError) -> sa_exc.OperationalError | None:
+    """aiosqlite's ``ValueError`` for a closed connection ("Connection closed", "no active
+    connection") as the invalidated-connection error SQLAlchemy reports; None for another."""
+    if "connection" not in str(error).lower():
+        return None
+    return sa_exc.OperationalError(statement, None, sqlite3.OperationalError(str(error)), connection_invalidated=True)
 
 
 def _as_dbapi_error(statement: str, error: sqlite3.Error) -> sa_exc.DBAPIError:

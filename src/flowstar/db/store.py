@@ -65,7 +65,7 @@ from flowstar.db._rows import records as _records
 from flowstar.db._rows import tasks as _tasks
 from flowstar.db._rows import uuid_of as _uuid
 from flowstar.db._signal_log import SignalLog
-from flowstar.db._sqlite import SQLiteWriter
+from flowstar.db._sqlite import SQLiteQuery, SQLiteWriter
 from flowstar.engine.views import definition_uuid
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
@@ -237,6 +237,8 @@ class SQLAlchemyStore(SignalLog, BulkLog):
             self._raw_load = RawStatement(_LOAD_INSTANCE, engine.dialect)
         # On SQLite the commit's transaction goes straight to the aiosqlite connection.
         self._sqlite = SQLiteWriter(engine) if dialect == "sqlite" and engine.dialect.driver == "aiosqlite" else None
+        if self._sqlite is not None:
+            self._sqlite_load = SQLiteQuery(_LOAD_INSTANCE, engine.dialect, ["_id"])
         # One shared connection (``StaticPool``, a ``:memory:`` database): units of work on
         # it would interleave inside each other's transactions, so they take turns.
         self._shared = _shared_lock(engine)
@@ -284,6 +286,10 @@ class SQLAlchemyStore(SignalLog, BulkLog):
         if self._asyncpg:
             record = await self._raw_load.fetchrow(self._leases, {"_id": key})
             return state_from_row(record) if record is not None else None
+        if self._sqlite is not None:
+            async with self._turn():
+                found = await self._sqlite.fetch_one(self._sqlite_load, {"_id": key})
+            return state_from_row(found) if found is not None else None
         async with self._turn(), self._autocommit.connect() as conn:
             row = (await conn.execute(_LOAD_INSTANCE, {"_id": key})).first()
         return state_from_row(row) if row is not None else None
