@@ -170,23 +170,6 @@ async def test_the_driver_load_reads_what_sqlalchemy_reads(db_engine: AsyncEngin
 
 
 @sqlite_only
-async def test_a_load_on_a_closed_connection_is_store_unavailable_then_recovers(db_engine: AsyncEngine) -> None:
-    state = await _started(db_engine)
-    store = SQLAlchemyStore(db_engine, cache_states=False)
-    fairy = await db_engine.raw_connection()
-    driver = fairy.driver_connection
-    assert driver is not None
-    await greenlet_spawn(fairy.close)
-    await driver.close()
-    with pytest.raises(StoreUnavailableError, match="could not load the instance") as raised:
-        await store.load_instance(state.id)
-    cause = raised.value.__cause__
-    assert isinstance(cause, DBAPIError)
-    assert cause.connection_invalidated
-    assert await store.load_instance(state.id) == state
-
-
-@sqlite_only
 def test_a_statement_needing_a_default_the_rows_lack_is_left_to_sqlalchemy(db_engine: AsyncEngine) -> None:
     dialect = db_engine.dialect
     complete = {c.name: None for c in records.columns}
@@ -236,21 +219,31 @@ async def test_creating_an_existing_instance_returns_false_and_writes_nothing(db
     assert await _raw(db_engine, state.id) == before
 
 
-@sqlite_only
-async def test_a_closed_connection_is_thrown_away(db_engine: AsyncEngine) -> None:
-    state = await _started(db_engine)
-    store = SQLAlchemyStore(db_engine, cache_states=False)
-    # Close the pooled connection's aiosqlite connection behind the pool's back.
+async def _close_behind_the_pools_back(db_engine: AsyncEngine) -> None:
+    """Close the pooled connection's aiosqlite connection without the pool knowing."""
     fairy = await db_engine.raw_connection()
     driver = fairy.driver_connection
     assert driver is not None
     await greenlet_spawn(fairy.close)
     await driver.close()
+
+
+@sqlite_only
+async def test_a_closed_connection_is_thrown_away(db_engine: AsyncEngine) -> None:
+    state = await _started(db_engine)
+    store = SQLAlchemyStore(db_engine, cache_states=False)
+    await _close_behind_the_pools_back(db_engine)
     with pytest.raises(StoreUnavailableError, match="may or may not have been committed") as raised:
         await store.commit(_next(state, _record(state)))
     cause = raised.value.__cause__
     assert isinstance(cause, DBAPIError)
     assert cause.connection_invalidated
+    # A load on such a connection likewise, and the one after it reads again.
+    await _close_behind_the_pools_back(db_engine)
+    with pytest.raises(StoreUnavailableError, match="could not load the instance") as load_failed:
+        await store.load_instance(state.id)
+    assert isinstance(load_failed.value.__cause__, DBAPIError)
+    assert load_failed.value.__cause__.connection_invalidated
     # The pool opened a new connection; nothing was written.
     loaded = await store.load_instance(state.id)
     assert loaded == state
