@@ -11,8 +11,9 @@ its values go through the column types' own bind processors (``TypeEngine.bind_p
 so the rows are stored exactly as SQLAlchemy stores them, and read back by the same code.
 The transaction runs on a connection checked out of the engine's pool (public
 ``AsyncEngine.raw_connection``) with the driver's public ``execute`` / ``executemany`` /
-``commit``: ``BEGIN``, the instance write first (it takes SQLite's write lock before
-anything is read, and its row count is the version check), the child writes, ``COMMIT``.
+``commit``: ``BEGIN`` (sqlite3's own, right before the first write, unless the connection is
+in autocommit mode), the instance write first (it takes SQLite's write lock before anything
+is read, and its row count is the version check), the child writes, ``COMMIT``.
 
 The load of an instance, the read on every activation's path, runs the same way: one
 ``execute_fetchall`` call, its values through the columns' result processors.
@@ -167,7 +168,14 @@ class SQLiteWriter:
         (first, [first_args]), children = prepared[0], prepared[1:]
         sql = "BEGIN"
         try:
-            await driver.execute(sql)
+            if driver.in_transaction:
+                # Never so from the pool (it rolls back on return); joining a stray
+                # transaction would commit whatever it holds with this plan.
+                await driver.rollback()
+            if driver.isolation_level is None:
+                # Autocommit mode; otherwise sqlite3 itself begins the transaction right
+                # before the first write, in the same call (no call of its own).
+                await driver.execute(sql)
             sql = first.sql
             cursor = await driver.execute(sql, first_args)
             if cursor.rowcount != 1:
