@@ -170,6 +170,29 @@ async def test_the_driver_load_reads_what_sqlalchemy_reads(db_engine: AsyncEngin
 
 
 @sqlite_only
+async def test_a_transaction_left_open_on_a_pooled_connection_is_not_committed_with_a_plan(
+    db_engine: AsyncEngine,
+) -> None:
+    # A pool told not to reset connections on return (the default rolls back) could hand out
+    # one inside a transaction: the commit must not carry what that transaction holds.
+    state = await _started(db_engine)
+    lax = create_database_engine(str(db_engine.url), pool_reset_on_return=None)
+    try:
+        fairy = await lax.raw_connection()
+        driver = fairy.driver_connection
+        assert driver is not None
+        await driver.execute("DELETE FROM workflow_step_executions")  # sqlite3 begins; never committed
+        assert driver.in_transaction
+        await greenlet_spawn(fairy.close)
+        assert await SQLAlchemyStore(lax, cache_states=False).commit(_next(state, _record(state))) is True
+    finally:
+        await lax.dispose()
+    names = [r.step_name for r in await SQLAlchemyStore(db_engine).step_records(state.id)]
+    assert "prepare" in names
+    assert "extra" in names
+
+
+@sqlite_only
 def test_a_statement_needing_a_default_the_rows_lack_is_left_to_sqlalchemy(db_engine: AsyncEngine) -> None:
     dialect = db_engine.dialect
     complete = {c.name: None for c in records.columns}
