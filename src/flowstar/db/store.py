@@ -192,9 +192,11 @@ class SQLAlchemyStore(SignalLog, BulkLog):
         outbox: also write each commit's events to ``workflow_outbox`` in the same
             transaction, for a relay to publish (needed when events leave the process).
         owns_engine: dispose of the engine on ``close()`` (when the store created it).
-        cache_states: remember the states this store committed, so the next activation of
-            the same instance in this process skips its SELECT.  A stale entry is harmless:
-            the version check refuses the commit, and the entry is dropped.
+        cache_states: remember the states this store committed, so that a call returns the
+            state it committed last without reading it back.  The engine reads the database
+            (``forget`` first) wherever another process's commits matter; a stale entry can
+            never be written back: the version check refuses the commit, and the entry is
+            dropped.
         one_statement: on PostgreSQL, commit each plan as one statement in autocommit mode
             (the default); False forces the transactional path (for comparison and tests).
         pool_recycle: the engine's ``pool_recycle`` in seconds, if you set it below five

@@ -58,7 +58,8 @@ class Store(PendingActivations, Protocol):
         """Record a definition version before its first instance is stored."""
 
     async def load_instance(self, instance_id: str) -> InstanceState | None:
-        """The instance's current state, or None."""
+        """The instance's state, or None: the one committed last, or (from a store that
+        caches) the one this process committed last; after ``forget``, the committed one."""
 
     async def commit(self, plan: CommitPlan) -> bool:
         """Apply ``plan`` atomically if the instance is still at ``plan.expected_version``.
