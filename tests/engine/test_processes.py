@@ -27,11 +27,13 @@ async def test_a_delayed_start_another_process_canceled_does_not_run(make_engine
     api = make_engine(definition, clock=clock)
     admin = other_process(api, definition)
     instance = await api.start_workflow("later", start_at=clock.now() + HOUR)
+    kept = await api.start_workflow("later", start_at=clock.now() + HOUR)  # fires beside it
     await admin.cancel_workflow(instance.id, "not needed")
 
-    clock.advance(HOUR)  # the start's timer fires in the process that scheduled it
+    clock.advance(HOUR)  # the starts' timers fire in the process that scheduled them
     await settle(api)
-    assert definition.steps["charge"].runs == 0
+    assert (await api.get_instance(kept.id)).status is WorkflowStatus.COMPLETED
+    assert definition.steps["charge"].runs == 1  # the kept instance's, not the canceled one's
     assert (await api.get_instance(instance.id)).status is WorkflowStatus.CANCELED
 
 
