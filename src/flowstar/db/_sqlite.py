@@ -28,9 +28,10 @@ cancelled call) is invalidated, never handed out again.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
@@ -39,7 +40,7 @@ from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["Prepared", "SQLiteQuery", "SQLiteStatement", "SQLiteWriter", "compile_for_driver"]
+__all__ = ["Prepared", "SQLiteQuery", "SQLiteStatement", "SQLiteDriver", "compile_for_driver"]
 
 Row = Mapping[str, Any]
 # One write of a plan: a statement and its rows (one row, or an executemany batch).
@@ -101,9 +102,9 @@ class SQLiteQuery:
         }
 
 
-class SQLiteWriter:
-    """Runs a plan's writes as one transaction on a raw aiosqlite connection of ``engine``,
-    and single-row queries on one."""
+class SQLiteDriver:
+    """Sends statements straight to the aiosqlite connections of ``engine``'s pool: a plan's
+    writes as one transaction, single-row queries."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -111,25 +112,12 @@ class SQLiteWriter:
 
     async def fetch_one(self, query: SQLiteQuery, params: Row) -> dict[str, Any] | None:
         """The first row of ``query`` (one call into aiosqlite's thread), or None."""
-        fairy = await self._engine.raw_connection()
-        driver: Any = fairy.driver_connection
-        broken: BaseException | None = None
         sql = query.statement.sql
-        try:
-            rows = await driver.execute_fetchall(sql, query.statement.args(params))
-        except sqlite3.Error as error:
-            broken = _as_dbapi_error(sql, error)
-            raise broken from error
-        except ValueError as error:
-            broken = _closed(sql, error) or error
-            if broken is error:
-                raise
-            raise broken from error
-        except BaseException as error:
-            broken = error
-            raise
-        finally:
-            await _give_back(fairy, driver, broken)
+        async with self._connection() as driver:
+            try:
+                rows = await driver.execute_fetchall(sql, query.statement.args(params))
+            except (sqlite3.Error, ValueError) as error:
+                _raise_translated(sql, error)
         return query.mapping(rows[0]) if rows else None
 
     def prepare(self, writes: Sequence[Write]) -> Prepared | None:
@@ -153,11 +141,17 @@ class SQLiteWriter:
     async def commit(self, prepared: Prepared) -> bool:
         """Run ``prepared`` in one transaction; False (nothing written) when the first write,
         the instance's, matched no row: a stale version, or an instance created already."""
+        async with self._connection() as driver:
+            return await self._transaction(driver, prepared)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """The aiosqlite connection of a connection checked out of the pool, given back after."""
         fairy = await self._engine.raw_connection()
-        driver: Any = fairy.driver_connection
+        driver = fairy.driver_connection
         broken: BaseException | None = None
         try:
-            return await self._transaction(driver, prepared)
+            yield driver
         except BaseException as error:
             broken = error
             raise
@@ -190,45 +184,39 @@ class SQLiteWriter:
                     await driver.executemany(sql, batch)
             sql = "COMMIT"
             await driver.commit()
-        except sqlite3.Error as error:
-            raise _as_dbapi_error(sql, error) from error
-        except ValueError as error:
-            closed = _closed(sql, error)
-            if closed is None:
-                raise
-            raise closed from error
+        except (sqlite3.Error, ValueError) as error:
+            _raise_translated(sql, error)
         return True
 
 
 async def _give_back(fairy: Any, driver: Any, broken: BaseException | None) -> None:
-    """Return the connection to the pool, rolled back; invalidate it when its state is unknown."""
-    if broken is not None:
-        try:
-            if isinstance(broken, sa_exc.DBAPIError) and not broken.connection_invalidated:
-                await driver.rollback()  # a statement failed: the connection itself is fine
-                broken = None
-        except BaseException:
-            broken = broken or RuntimeError("rollback failed")
-    if broken is not None:
-        # Cancelled mid-call, or the rollback failed: what the connection holds is unknown.
-        error = broken if isinstance(broken, Exception) else None
-        await greenlet_spawn(fairy.invalidate, error)
-    else:
+    """Return the connection to the pool; invalidate it when its state is unknown."""
+    if isinstance(broken, sa_exc.DBAPIError) and not broken.connection_invalidated:
+        # A statement failed: the connection itself is fine once rolled back (a rollback
+        # that fails too leaves it broken: invalidated below).
+        with contextlib.suppress(Exception):
+            await driver.rollback()
+            broken = None
+    if broken is None:
         await greenlet_spawn(fairy.close)
+    else:
+        # Cancelled mid-call, lost, or not rolled back: what the connection holds is unknown.
+        await greenlet_spawn(fairy.invalidate, broken if isinstance(broken, Exception) else None)
 
 
-def _closed(statement: str, error: ValueError) -> sa_exc.OperationalError | None:
-    """aiosqlite's ``ValueError`` for a closed connection ("Connection closed", "no active
-    connection") as the invalidated-connection error SQLAlchemy reports; None for another."""
-    if "connection" not in str(error).lower():
-        return None
-    return sa_exc.OperationalError(statement, None, sqlite3.OperationalError(str(error)), connection_invalidated=True)
+def _raise_translated(statement: str, error: sqlite3.Error | ValueError) -> NoReturn:
+    """Raise the SQLAlchemy exception the SQLAlchemy path raises for a driver error
+    (``IntegrityError``, ``OperationalError``, ...), from ``error``.
 
-
-def _as_dbapi_error(statement: str, error: sqlite3.Error) -> sa_exc.DBAPIError:
-    """The SQLAlchemy exception the SQLAlchemy path raises for ``error`` (``IntegrityError``,
-    ``OperationalError``, ...); a closed database is reported as an invalidated connection."""
-    closed = isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error).lower()
-    wrapped = sa_exc.DBAPIError.instance(statement, None, error, sqlite3.Error, connection_invalidated=closed)
-    assert isinstance(wrapped, sa_exc.DBAPIError)
-    return wrapped
+    aiosqlite reports a closed connection as a ``ValueError`` ("Connection closed", "no
+    active connection"), SQLite a closed database as ``ProgrammingError``: both become an
+    invalidated connection.  Another ``ValueError`` is raised as it is.
+    """
+    if isinstance(error, ValueError):
+        if "connection" not in str(error).lower():
+            raise error
+        closed = sqlite3.OperationalError(str(error))
+        raise sa_exc.OperationalError(statement, None, closed, connection_invalidated=True) from error
+    invalidated = isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error).lower()
+    wrapped = sa_exc.DBAPIError.instance(statement, None, error, sqlite3.Error, connection_invalidated=invalidated)
+    raise wrapped from error

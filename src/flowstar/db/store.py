@@ -65,7 +65,7 @@ from flowstar.db._rows import records as _records
 from flowstar.db._rows import tasks as _tasks
 from flowstar.db._rows import uuid_of as _uuid
 from flowstar.db._signal_log import SignalLog
-from flowstar.db._sqlite import SQLiteQuery, SQLiteWriter
+from flowstar.db._sqlite import SQLiteDriver, SQLiteQuery
 from flowstar.engine.views import definition_uuid
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES, TaskStatus, WorkflowStatus
@@ -238,7 +238,7 @@ class SQLAlchemyStore(SignalLog, BulkLog):
             self._raw_commits: dict[tuple[bool, _onestatement.Parts], RawStatement] = {}
             self._raw_load = RawStatement(_LOAD_INSTANCE, engine.dialect)
         # On SQLite the commit's transaction goes straight to the aiosqlite connection.
-        self._sqlite = SQLiteWriter(engine) if dialect == "sqlite" and engine.dialect.driver == "aiosqlite" else None
+        self._sqlite = SQLiteDriver(engine) if dialect == "sqlite" and engine.dialect.driver == "aiosqlite" else None
         if self._sqlite is not None:
             self._sqlite_load = SQLiteQuery(_LOAD_INSTANCE, engine.dialect, ["_id"])
         # One shared connection (``StaticPool``, a ``:memory:`` database): units of work on
