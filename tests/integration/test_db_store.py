@@ -400,10 +400,9 @@ async def test_two_processes_recording_a_definition_at_once_both_succeed(db_engi
         ensuring = asyncio.create_task(store.ensure_definition(definition))
         waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
         blocked = False
-        async with db_engine.connect() as probe:
-            # Autocommit: within one transaction PostgreSQL answers pg_stat_activity from the
-            # snapshot it took at the first read, which may predate the wait.
-            await probe.execution_options(isolation_level="AUTOCOMMIT")
+        # Autocommit: within one transaction PostgreSQL answers pg_stat_activity from the
+        # snapshot it took at the first read, which may predate the wait.
+        async with db_engine.execution_options(isolation_level="AUTOCOMMIT").connect() as probe:
             for _ in range(1000):
                 blocked = bool(await probe.scalar(waiting))
                 if blocked or ensuring.done():
