@@ -45,21 +45,25 @@ def test_current_follows_each_upgrade(empty_url: str) -> None:
     assert found == {"url": shown, "revision": None, "head": HEAD, "up_to_date": False}
 
     code, out, _ = _db("upgrade", "--url", empty_url, "--revision", "0001")
-    assert (code, out.strip()) == (0, f"database at {shown} is at revision 0001")
+    behind = f"database at {shown} is at revision 0001; the latest is {HEAD}: run flowstar db upgrade"
+    assert (code, out.strip()) == (0, behind)
     code, out, _ = _db("current", "--url", empty_url)
-    assert out.strip() == f"database at {shown} is at revision 0001; the latest is {HEAD}: run flowstar db upgrade"
+    assert out.strip() == behind
 
     code, out, _ = _db("upgrade", "--url", empty_url)
-    assert (code, out.strip()) == (0, f"database at {shown} is at revision head")
+    assert (code, out.strip()) == (0, f"database at {shown} is at revision {HEAD} (the latest)")
     assert _db("current", "--url", empty_url)[1].strip() == f"database at {shown} is at revision {HEAD} (the latest)"
     found = json.loads(_db("current", "--url", empty_url, "--json")[1])
     assert found == {"url": shown, "revision": HEAD, "head": HEAD, "up_to_date": True}
+    # An upgrade never goes down: an older target leaves the database where it is, and says so.
+    code, out, _ = _db("upgrade", "--url", empty_url, "--revision", "0001")
+    assert (code, out.strip()) == (0, f"database at {shown} is at revision {HEAD} (the latest)")
 
 
 def test_the_url_comes_from_the_environment(tmp_path: Path) -> None:
     target = tmp_path / "from-env" / "flowstar.db"
     url = f"sqlite+aiosqlite:///{target}"
     result = CliRunner().invoke(app, ["db", "upgrade"], env={"FLOWSTAR_DATABASE_URL": url})
-    assert result.stdout.strip() == f"database at {url} is at revision head"
+    assert result.stdout.strip() == f"database at {url} is at revision {HEAD} (the latest)"
     result = CliRunner().invoke(app, ["db", "current", "--json"], env={"FLOWSTAR_DATABASE_URL": url})
     assert json.loads(result.stdout)["revision"] == HEAD

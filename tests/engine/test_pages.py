@@ -129,7 +129,11 @@ async def test_instance_pages_newest_first(make_engine: Any, clock: ManualClock)
     first = started[0].started_at
     assert await found(created_after=first + timedelta(minutes=1)) == set(ids[2:])
     assert await found(created_before=first + timedelta(minutes=1)) == {ids[0], ids[1]}
-    assert await found(user=User(id="anyone", tenant_id="t2")) == {ids[5], ids[6]}
+    # A user's list: the tenant's instances for an admin, the ones they started for anyone else.
+    assert await found(user=User(id="anyone", tenant_id="t2", is_admin=True)) == {ids[5], ids[6]}
+    assert await found(user=User(id="c2", tenant_id="t2")) == {ids[5]}
+    assert await found(user=User(id="c2", tenant_id="t2"), created_by="c0") == set()
+    assert await found(user=User(id="anyone", tenant_id="t2")) == set()
     assert await found(user=User(id="anyone", tenant_id="t9", is_admin=True)) == set()
 
 

@@ -55,6 +55,9 @@ async def test_claim_then_complete(make_engine: Any) -> None:
     engine, task, clock = await _task(make_engine, Check(), event_bus=bus)
     with pytest.raises(PermissionDeniedError, match="claim the task first"):
         await engine.complete_task(task.id, data={}, user=ALICE)
+    with pytest.raises(TypeError, match="claim_task needs the user who claims the task"):
+        await engine.claim_task(task.id, user=None)  # type: ignore[arg-type]
+    assert (await engine.get_task(task.id)).claimed_by is None
     clock.advance(timedelta(minutes=5))
     claimed = await engine.claim_task(task.id, user=ALICE)
     assert (claimed.claimed_by, claimed.claimed_at) == ("alice", START + timedelta(minutes=5))

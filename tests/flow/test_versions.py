@@ -50,7 +50,8 @@ async def test_a_parked_instance_finishes_on_its_own_version(
     assert (new.version, new.status, new.data["finished_on"]) == ("2.0.0", WorkflowStatus.COMPLETED, "2.0.0")
     assert new.data["trail"] == ["greet"]
 
-    assert await flow_engine.engine.definition_versions() == [
+    # The facade's call (as docs/code-first.md shows it) is the engine's.
+    assert await flow_engine.definition_versions() == [
         VersionUsage(name="onboarding", version="1.0.0", registered=True, active=True, running=1),
         VersionUsage(name="onboarding", version="2.0.0", registered=True, active=True, running=0),
     ]

@@ -432,6 +432,10 @@ async def test_a_value_the_database_cannot_hold_fails_the_step(
     assert state.status is WorkflowStatus.FAILED
     assert state.error is not None
     assert "ContextSerializationError: the database refused a value" in state.error
+    # Said in words for whoever sent it: no driver classes or statement placeholders.
+    assert "cannot contain the NUL character" in state.error
+    assert "<class" not in state.error
+    assert "$" not in state.error
     assert state.data == {"n": 1, "before": True}
     failed = (await fresh.step_records(str(done.id)))[-1]
     assert (failed.step_name, failed.status) == ("nul", StepStatus.FAILED)

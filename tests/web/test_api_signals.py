@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -128,3 +129,22 @@ async def test_a_named_action_completes_the_step(with_users: Any) -> None:
     assert (await client.post(f"{PREFIX}/actions/nope", json=fields, headers=_bearer("bob"))).status_code == 404
     malformed = await client.post(url, json={"reviewer_notes": "x"}, headers=_bearer("bob"))
     assert malformed.status_code == 400
+
+
+async def test_a_named_action_on_another_tenants_instance_is_an_unknown_instance(with_users: Any) -> None:
+    client, engine = with_users
+    instance = await engine.start_workflow("review", tenant_id="acme", created_by="alice")
+    (task,) = await engine.get_tasks(instance_id=instance.id)
+    url = f"{PREFIX}/actions/expense_submit_review"
+    unknown = await client.post(url, json={"instance_id": str(uuid.uuid4())}, headers=_bearer("dave"))
+    answers = [
+        await client.post(f"{PREFIX}/actions/{action}", json={"instance_id": str(instance.id)}, headers=_bearer("dave"))
+        for action in ("guess", "expense_submit_review")
+    ]
+    # dave (globex) learns nothing: not that the instance exists, nor its actions or task id.
+    for answer in answers:
+        assert answer.status_code == 404
+        assert answer.json()["detail"] == f"no workflow instance with id {str(instance.id)!r}"
+        assert task.id not in answer.text
+    assert unknown.status_code == 404
+    assert (await engine.get_task(task.id)).status.value == "pending"

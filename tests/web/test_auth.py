@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import jwt
@@ -13,6 +14,7 @@ from tests.web.conftest import PREFIX, make_app
 
 from flowstar import User
 from flowstar.web import JWTUserProvider, SessionUserProvider, UserDirectory
+from flowstar.web.auth import SIGN_IN_COOKIE
 from flowstar.web.events import event_messages
 
 KEY = "jwt-test-key-of-at-least-thirty-two-bytes"
@@ -140,3 +142,70 @@ async def test_event_feed_is_scoped_to_the_user() -> None:
     assert str(instance.id) in bob_data
     assert str(second.id) in alice_data
     assert str(instance.id) not in alice_data
+
+
+async def test_the_instance_list_holds_only_what_the_user_may_open() -> None:
+    app, _ = make_app(user_provider=JWTUserProvider(KEY))
+    async with AsyncTestClient(app) as client:
+        carols, _ = await _start_as(client, "carol")
+        alices, _ = await _start_as(client, "alice")
+
+        async def listed(user_id: str, **params: str) -> list[str]:
+            response = await client.get(f"{PREFIX}/instances", params=params, headers=_bearer(user_id))
+            assert response.status_code == 200, response.text
+            return [i["id"] for i in response.json()]
+
+        # alice may not open carol's instance (403), so her list does not show it either.
+        assert (await client.get(f"{PREFIX}/instances/{carols}", headers=_bearer("alice"))).status_code == 403
+        assert await listed("alice") == [alices]
+        assert await listed("alice", created_by="carol") == []
+        assert await listed("admin") == [alices, carols]
+        assert await listed("admin", created_by="carol") == [carols]
+
+
+async def test_a_planted_session_id_does_not_sign_in_whoever_planted_it() -> None:
+    """Session fixation: the session id a browser already sends survives the sign-in, so the
+    session is also tied to a proof cookie that only the signing-in browser received."""
+    app, _ = make_app(user_directory=USERS, enable_ui=True)
+    ui = app.plugins.get("WorkflowWebPlugin").config.ui_path
+    async with AsyncTestClient(app) as client:
+
+        async def sign_in(user: str) -> None:
+            page = await client.get(f"{ui}/login")
+            token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+            assert token is not None
+            form = {"username": user, "password": user, "_csrf_token": token.group(1)}
+            assert (await client.post(f"{ui}/login", data=form, follow_redirects=False)).status_code == 303
+
+        def browser(**cookies: str) -> None:
+            client.cookies.clear()
+            for name, value in cookies.items():
+                client.cookies.set(name, value, domain="testserver.local", path="/")
+
+        await sign_in("alice")  # the attacker's own session: its id is what gets planted
+        planted, attackers_proof = client.cookies.get("session"), client.cookies.get(SIGN_IN_COOKIE)
+        assert planted
+        assert attackers_proof
+        browser(session=planted)  # the victim's browser, carrying the planted id
+        await sign_in("bob")
+        assert client.cookies.get("session") == planted  # the id itself is not renewed
+        assert (await client.get(f"{PREFIX}/tasks")).status_code == 200
+        victims_proof = client.cookies.get(SIGN_IN_COOKIE)
+        assert victims_proof
+        assert victims_proof != attackers_proof
+
+        # The attacker holds the session id, not the proof the victim's sign-in set.
+        for cookies in ({"session": planted}, {"session": planted, SIGN_IN_COOKIE: attackers_proof}):
+            browser(**cookies)
+            assert (await client.get(f"{PREFIX}/tasks")).status_code == 401
+            assert (await client.get(f"{ui}/", follow_redirects=False)).headers["location"] == f"{ui}/login"
+
+        # Signing out drops the proof: afterwards the session id alone is nobody.
+        browser(session=planted, **{SIGN_IN_COOKIE: victims_proof})
+        page = await client.get(f"{ui}/")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        signed_out = await client.post(f"{ui}/logout", data={"_csrf_token": token.group(1)}, follow_redirects=False)
+        assert signed_out.status_code == 303
+        assert client.cookies.get(SIGN_IN_COOKIE) is None
+        assert (await client.get(f"{PREFIX}/tasks")).status_code == 401

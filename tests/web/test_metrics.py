@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from saq.queue.redis import RedisQueue
 from sqlalchemy import text
+from structlog.testing import capture_logs
 from tests.unit.helpers import Set, linear
 from tests.unit.metrics_helpers import closed_port, sample, samples
 
@@ -168,6 +169,19 @@ async def test_an_engine_that_cannot_be_built_is_503_naming_the_engine() -> None
     assert "process_cpu_seconds_total" in metrics.text
     assert "flowstar_probe_up" not in metrics.text
     assert live.status_code == 200
+
+
+async def test_without_an_engine_the_api_is_503_and_the_log_says_why_without_the_password() -> None:
+    settings = FlowstarSettings(database_url=f"postgresql+asyncpg://flow:S3cretPW@127.0.0.1:{closed_port()}/x")
+    with capture_logs() as logs:
+        async with AsyncTestClient(_app(settings=settings)) as client:
+            listed = await client.get(f"{PREFIX}/definitions")
+    assert listed.status_code == 503
+    assert listed.json()["detail"].startswith("the workflow engine could not be started")
+    assert "S3cretPW" not in listed.text
+    (failed, *_) = [e for e in logs if e["event"] == "the workflow engine could not be started"]
+    assert "refused" in failed["error"].lower()
+    assert "S3cretPW" not in str(logs)
 
 
 # -- the SAQ engine on PostgreSQL and Redis ---------------------------------------------

@@ -32,7 +32,9 @@ def upgrade(
     start_logging("INFO")  # the migrations it runs, as Alembic reports them
     target = settings(url).database_url
     run(upgrade_async(target, revision), database=target)
-    say(f"database at {redacted(target)} is at revision {revision}")
+    # The revision it reached, read back: an upgrade never goes down, so a target older
+    # than the database's revision leaves it where it was.
+    say(_status_line(run(_revisions(target), database=target)))
 
 
 @app.command()
@@ -44,13 +46,17 @@ def current(url: UrlOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(found)
         return
+    say(_status_line(found))
+
+
+def _status_line(found: dict[str, Any]) -> str:
+    """The database's revision in words (``_revisions``' answer)."""
     where = f"database at {found['url']}"
     if found["revision"] is None:
-        say(f"{where} has no flowstar schema; the latest revision is {found['head']}: run flowstar db upgrade")
-    elif found["up_to_date"]:
-        say(f"{where} is at revision {found['revision']} (the latest)")
-    else:
-        say(f"{where} is at revision {found['revision']}; the latest is {found['head']}: run flowstar db upgrade")
+        return f"{where} has no flowstar schema; the latest revision is {found['head']}: run flowstar db upgrade"
+    if found["up_to_date"]:
+        return f"{where} is at revision {found['revision']} (the latest)"
+    return f"{where} is at revision {found['revision']}; the latest is {found['head']}: run flowstar db upgrade"
 
 
 def _check_sqlite_file(url: str) -> None:

@@ -18,6 +18,7 @@ errors as SQLAlchemy's classes first (``as_dbapi_error``), so one vocabulary rea
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -36,6 +37,12 @@ R = TypeVar("R")
 # statement timeout (query canceled), 57P01-57P03 shutdown / cannot connect now.
 _UNAVAILABLE_CLASSES = ("08",)
 _UNAVAILABLE_CODES = frozenset({"53300", "55P03", "57014", "57P01", "57P02", "57P03"})
+# SQLSTATEs of a character the database cannot store (PostgreSQL's text holds no NUL).
+_BAD_CHARACTER = frozenset({"22021", "22P05"})
+# SQLAlchemy's asyncpg adapter prefixes the driver's message with its class; asyncpg names
+# the statement's placeholder of a value it cannot encode.
+_DRIVER_CLASS = re.compile(r"^<class '[\w.]+'>: ")
+_QUERY_ARGUMENT = re.compile(r"invalid input for query argument \$\d+: ")
 # sqlite3 reports its busy timeout running out as these.
 _SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_TIMEOUT"})
 
@@ -43,6 +50,16 @@ _SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT"
 def _sqlstate(error: BaseException | None) -> str | None:
     code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     return code if isinstance(code, str) else None
+
+
+def _refusal(orig: BaseException | None) -> str:
+    """Why the database refused a value, in words for whoever sent it (no driver classes or
+    statement placeholders)."""
+    if _sqlstate(orig) in _BAD_CHARACTER:
+        return "text cannot contain the NUL character (\\u0000) in this database"
+    lines = str(orig).splitlines()
+    text = _DRIVER_CLASS.sub("", lines[0]) if lines else type(orig).__name__
+    return _QUERY_ARGUMENT.sub("invalid value ", text)
 
 
 def refused_data(error: BaseException) -> bool:
@@ -81,7 +98,7 @@ def translate(error: BaseException, action: str, *, write: bool) -> WorkflowsErr
     """flowstar's error for a driver error raised while trying to ``action``, or None."""
     if refused_data(error):
         orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
-        return ContextSerializationError(f"the database refused a value: {orig}")
+        return ContextSerializationError(f"the database refused a value: {_refusal(orig)}")
     if not unavailable(error):
         return None
     cause = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig is not None else error

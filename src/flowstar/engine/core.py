@@ -52,6 +52,7 @@ from flowstar.model.errors import (
     ValidationError,
     WorkflowNotFoundError,
 )
+from flowstar.model.moments import aware
 from flowstar.model.registry import WorkflowRegistry, default_registry
 from flowstar.model.state import CommitPlan, InstanceState, SignalEntry, Token, scoped_idempotency_key
 from flowstar.model.steps import BaseHumanStep
@@ -177,7 +178,8 @@ class Engine(EngineSignals):
         Raises:
             TypeError: neither or both of ``workflow`` and ``workflow_name``.
             ValidationError: the data breaks the definition's ``input_schema``
-                (``FormValidationError``), or the key is empty or too long.
+                (``FormValidationError``), the key is empty or too long, or ``start_at``
+                has no time zone.
         """
         workflow = _one_of("workflow", workflow, "workflow_name", workflow_name)
         definition = self.registry.resolve(workflow, version)
@@ -186,6 +188,8 @@ class Engine(EngineSignals):
         data = _one_of("initial_data", initial_data, "input_data", input_data, required=False) or {}
         data = self._payload(data, "initial_data")
         definition.validate_input(data)
+        if start_at is not None:
+            aware(start_at, "start_at")
         scoped_key = scoped_idempotency_key(tenant_id, idempotency_key)
         if scoped_key is not None and (known := await self.store.instance_for_key(scoped_key)) is not None:
             return await self._settled_view(known)

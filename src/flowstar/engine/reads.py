@@ -232,13 +232,22 @@ class EngineReads:
             status: one status or several.
             created_after: started at or after this time.
             created_before: started before this time.
-            user: only the instances of this user's tenant; None: every instance.
+            user: only the instances this user may open (``check_instance``): for an admin
+                every instance of the tenant, for anyone else the tenant's instances they
+                started (``created_by`` naming someone else then matches none); None: every
+                instance.
             limit: the page size, 1..500.
             cursor: the ``next_cursor`` of the previous page.
 
         Raises:
-            ValidationError: a bad ``limit`` or ``cursor``.
+            ValidationError: a bad ``limit`` or ``cursor``, a time without a time zone.
         """
+        if user is not None and not user.is_admin:
+            # A non-admin may also open an instance they have a task in; the inbox leads
+            # there, and a list cannot ask every instance for its tasks.
+            if created_by not in (None, user.id):
+                return Page(items=[])
+            created_by = user.id
         query = InstanceQuery(
             workflow_name=workflow_name,
             statuses=frozenset([status] if isinstance(status, WorkflowStatus) else status) if status else None,

@@ -23,6 +23,7 @@ from flowstar.model.access import User, check_instance
 from flowstar.model.definition import WorkflowDefinition
 from flowstar.model.enums import ACTIVE_WORKFLOW_STATUSES
 from flowstar.model.errors import PermissionDeniedError, ValidationError
+from flowstar.model.moments import aware
 from flowstar.model.signals import matching_wait
 from flowstar.model.state import IDEMPOTENCY_KEY_LIMIT, InstanceState, SignalEntry
 
@@ -208,8 +209,8 @@ def event_entry(
     now: datetime,
 ) -> SignalEntry:
     """The log entry of a reported event (checked: names, a time with a time zone)."""
-    if at is not None and at.tzinfo is None:
-        raise ValidationError("an event's time needs a time zone")
+    if at is not None:
+        aware(at, "the event's time")
     return SignalEntry(
         id=new_id(),
         kind="event",

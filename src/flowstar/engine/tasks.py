@@ -63,7 +63,10 @@ class EngineTasks(EngineLoop):
             PermissionDeniedError: not the user's task (nor an admin's).
             TaskClaimedError: another user has claimed it.
             TaskAlreadyCompletedError: the task is completed or canceled.
+            TypeError: no user (a claim is always somebody's, also for a trusted caller).
         """
+        if not isinstance(user, User):
+            raise TypeError(f"claim_task needs the user who claims the task (user=User(...)), got {user!r}")
         task = await self.get_task(task_id, user=user)
         check_claim(task, user)
         if task.claimed_by == user.id:
@@ -158,7 +161,7 @@ class EngineTasks(EngineLoop):
             ValidationError: the reason is too long (see ``check_comment``).
         """
         if reason is not None:
-            reason = check_comment(reason)
+            reason = check_comment(reason, "reason")
         by = user.id if user is not None else reassigned_by
         await self._change_task(
             task_id,

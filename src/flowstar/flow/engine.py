@@ -27,7 +27,7 @@ from flowstar.model.errors import ValidationError, WorkflowNotFoundError
 
 if TYPE_CHECKING:
     from flowstar.engine.core import Engine
-    from flowstar.engine.views import WorkflowInstance
+    from flowstar.engine.views import VersionUsage, WorkflowInstance
     from flowstar.model.definition import WorkflowDefinition
 
 __all__ = ["FlowEngine", "FlowRun", "engine"]
@@ -264,6 +264,12 @@ class FlowEngine:
             raise ValidationError(f"workflow {definition.name!r} has no action {action!r}")
         done = await self.engine.complete_human_task(instance_id, step_name, user_id or self.created_by or "", fields)
         return self._run(done)
+
+    async def definition_versions(self) -> list[VersionUsage]:
+        """Every version registered here or still run by an instance, with its ``running``
+        count (``Engine.definition_versions``, in the facade's tenant): a version may leave
+        the code once none of its instances runs."""
+        return await self.engine.definition_versions(tenant_id=self.tenant_id)
 
     async def process_scheduled(self) -> int:
         """Run what is due now on an in-process engine and wait until it has settled.

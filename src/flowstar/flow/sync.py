@@ -26,6 +26,7 @@ from flowstar.flow.engine import FlowEngine, FlowRun
 
 if TYPE_CHECKING:
     from flowstar.engine.core import Engine
+    from flowstar.engine.views import VersionUsage
     from flowstar.model.enums import WorkflowStatus
 
 __all__ = ["SyncFlowEngine", "SyncFlowRun", "sync_engine"]
@@ -134,6 +135,10 @@ class SyncFlowEngine:
     def act(self, action: str, instance_id: UUID | str, *, user_id: str | None = None, **fields: Any) -> SyncFlowRun:
         """``FlowEngine.act``."""
         return SyncFlowRun(self.call(self.facade.act, action, instance_id, user_id=user_id, **fields), self)
+
+    def definition_versions(self) -> list[VersionUsage]:
+        """``FlowEngine.definition_versions``."""
+        return self.call(self.facade.definition_versions)
 
     def process_scheduled(self) -> int:
         """``FlowEngine.process_scheduled``."""

@@ -17,6 +17,7 @@ import msgspec
 
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.errors import ValidationError
+from flowstar.model.moments import aware
 from flowstar.model.pages import MAX_LIMIT, InstanceQuery, PageKey, TaskQuery
 
 __all__ = [
@@ -62,6 +63,12 @@ class BulkFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     instance_id: str | None = None
     ids: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.ids is not None and not all(type(i) is str for i in self.ids):
+            # The ids as the engine hands them out (``WorkflowInstance.id`` is a UUID) travel
+            # as text; whatever is no id then fails ``BulkRequest.check``.
+            msgspec.structs.force_setattr(self, "ids", tuple(str(i) for i in self.ids))
+
 
 class BulkRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What to do to every item of ``filter``.
@@ -85,6 +92,10 @@ class BulkRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ValidationError("to_user and to_group are for a bulk reassign")
         if self.kind != "retry" and self.from_step is not None:
             raise ValidationError("from_step is for a bulk retry")
+        if self.filter.created_after is not None:
+            aware(self.filter.created_after, "filter.created_after")
+        if self.filter.created_before is not None:
+            aware(self.filter.created_before, "filter.created_before")
         statuses = self.filter.statuses or ()
         allowed = {TaskStatus.PENDING.value} if self.kind == "reassign" else {s.value for s in WorkflowStatus}
         unknown = sorted(set(statuses) - allowed)

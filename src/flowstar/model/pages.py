@@ -27,7 +27,8 @@ import msgspec
 from flowstar.model.access import User, is_users_task
 from flowstar.model.enums import TaskStatus, WorkflowStatus
 from flowstar.model.errors import ValidationError
-from flowstar.model.state import HumanTask, InstanceState
+from flowstar.model.moments import aware
+from flowstar.model.state import MAX_PRIORITY, MIN_PRIORITY, HumanTask, InstanceState
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -154,6 +155,14 @@ class InstanceQuery(msgspec.Struct, frozen=True, kw_only=True):
     after: PageKey | None = None
     limit: int = DEFAULT_LIMIT
 
+    def __post_init__(self) -> None:
+        # Checked here, where every list of instances starts (the API, the inbox, bulk
+        # operations): a time no store can compare is the caller's error.
+        if self.created_after is not None:
+            aware(self.created_after, "created_after")
+        if self.created_before is not None:
+            aware(self.created_before, "created_before")
+
     def matches(self, state: InstanceState) -> bool:
         """Whether ``state`` is on this query's pages (the key position aside)."""
         return (
@@ -198,6 +207,16 @@ class TaskQuery(msgspec.Struct, frozen=True, kw_only=True):
     user_groups: frozenset[str] = frozenset()
     after: PageKey | None = None
     limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        if self.due_before is not None:
+            aware(self.due_before, "due_before")
+        priority = self.min_priority
+        if priority is not None and (isinstance(priority, bool) or not MIN_PRIORITY <= priority <= MAX_PRIORITY):
+            raise ValidationError(
+                f"min_priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}",
+                [f"min_priority: {priority!r} is not in {MIN_PRIORITY}..{MAX_PRIORITY}"],
+            )
 
     def mine(self, task: HumanTask) -> bool:
         """Whether ``task`` is meant for the query's user (always, without one)."""

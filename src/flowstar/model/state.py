@@ -24,6 +24,8 @@ from flowstar.model.events import WorkflowEvent
 __all__ = [
     "HISTORY_LIMIT",
     "IDEMPOTENCY_KEY_LIMIT",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
     "CommitPlan",
     "HistoryEntry",
     "HumanTask",
@@ -184,6 +186,11 @@ class RecordUpdate(msgspec.Struct, kw_only=True, gc=False):
     output_data: Any = None
     error: str | None = None
     completed_by: str | None = None
+
+
+# The range of a task's priority (higher first).
+MIN_PRIORITY = 0
+MAX_PRIORITY = 100
 
 
 class HumanTask(msgspec.Struct, kw_only=True, gc=False):

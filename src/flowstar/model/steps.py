@@ -19,6 +19,7 @@ from jsonschema.exceptions import SchemaError
 from flowstar.model.enums import StepType
 from flowstar.model.errors import FormValidationError, ValidationError
 from flowstar.model.escalation import Escalation
+from flowstar.model.state import MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
@@ -228,8 +229,11 @@ class BaseHumanStep(BaseStep):
     def problems(self) -> list[str]:
         """Report an invalid ``form_schema``, priority or candidate list."""
         found = super().problems()
-        if not isinstance(self.priority, int) or not 0 <= self.priority <= 100:
-            found.append(f"step {self.name!r}: priority must be an integer from 0 to 100, got {self.priority!r}")
+        if not isinstance(self.priority, int) or not MIN_PRIORITY <= self.priority <= MAX_PRIORITY:
+            found.append(
+                f"step {self.name!r}: priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY},"
+                f" got {self.priority!r}"
+            )
         for attr in ("candidate_users", "candidate_groups"):
             names = getattr(self, attr)
             if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):

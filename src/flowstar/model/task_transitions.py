@@ -73,17 +73,17 @@ def unclaim_task(
     return tr.finish()
 
 
-def check_comment(text: str) -> str:
-    """The comment's text, stripped.
+def check_comment(text: str, what: str = "comment") -> str:
+    """The text of a comment (or of a reassignment's ``what="reason"``), stripped.
 
     Raises:
         ValidationError: not a string, empty, or longer than ``COMMENT_LIMIT``.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("a comment needs some text")
+        raise ValidationError(f"a {what} needs some text")
     text = text.strip()
     if len(text) > COMMENT_LIMIT:
-        raise ValidationError(f"a comment has at most {COMMENT_LIMIT} characters, this one has {len(text)}")
+        raise ValidationError(f"a {what} has at most {COMMENT_LIMIT} characters, this one has {len(text)}")
     return text
 
 

@@ -26,7 +26,7 @@ from flowstar.model.state import HumanTask, TaskAuditEntry
 from flowstar.model.task_transitions import check_comment
 from flowstar.web.auth import require_admin, require_user
 from flowstar.web.config import WebConfig
-from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
+from flowstar.web.deps import CurrentUser, EngineDep, MinPriority, WebConfigDep
 from flowstar.web.errors import http_error_handler
 from flowstar.web.schemas import (
     CancelRequest,
@@ -58,12 +58,12 @@ def _check_uuid(value: str, what: str) -> str:
     return value
 
 
-def _checked_text(value: str, field: str) -> str:
+def _checked_text(value: str, field: str, what: str) -> str:
     """A comment's or reason's text as the engine will take it; a 400 pointing at ``field`` otherwise."""
     # The engine refuses the same text with a ValidationError; checked here first so that the
     # answer is a request error naming the member, like every other bad body.
     try:
-        return check_comment(value)
+        return check_comment(value, what)
     except ValidationError as exc:
         raise ValidationException(str(exc), extra=[{"key": field, "message": str(exc), "source": "body"}]) from None
 
@@ -212,7 +212,7 @@ async def list_tasks(
     instance_id: FromQuery[str | None] = None,
     due_before: FromQuery[datetime | None] = None,
     overdue: FromQuery[bool] = False,
-    min_priority: FromQuery[int | None] = None,
+    min_priority: MinPriority = None,
     limit: Annotated[int | None, QueryParameter(ge=1, le=500)] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Response[list[HumanTask]]:
@@ -279,7 +279,7 @@ async def reassign_task(
 ) -> HumanTask:
     """Give the task to another user or group, with a reason (kept in the audit trail)."""
     _check_uuid(task_id, "task")
-    reason = _checked_text(data.reason, "reason") if data.reason is not None else None
+    reason = _checked_text(data.reason, "reason", "reason") if data.reason is not None else None
     return await engine.reassign_task(
         task_id, data.assignee_id, assignee_group=data.assignee_group, reason=reason, user=current_user
     )
@@ -309,7 +309,7 @@ async def comment_task(
 ) -> TaskAuditEntry:
     """Add a comment to the task's audit trail; answers with the new audit entry."""
     _check_uuid(task_id, "task")
-    return await engine.comment_task(task_id, _checked_text(data.text, "text"), user=current_user)
+    return await engine.comment_task(task_id, _checked_text(data.text, "text", "comment"), user=current_user)
 
 
 def api_router(config: WebConfig) -> Router:

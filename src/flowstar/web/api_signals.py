@@ -17,6 +17,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 
 from flowstar.engine.core import Engine
+from flowstar.model.access import User
 from flowstar.model.enums import TaskStatus
 from flowstar.model.steps import BaseHumanStep
 from flowstar.web.deps import CurrentUser, EngineDep
@@ -55,14 +56,18 @@ async def run_action(
     completed_by = fields.pop("completed_by", None)
     if not isinstance(instance_id, str) or not _is_uuid(instance_id):
         raise ValidationException("instance_id: the id of the instance whose step the action completes")
-    task_id = await _open_task_of_action(engine, instance_id, name)
+    task_id = await _open_task_of_action(engine, current_user, instance_id, name)
     instance = await engine.complete_task(task_id, completed_by, fields, user=current_user)
     return InstanceOut(**instance_out(instance))
 
 
-async def _open_task_of_action(engine: Engine, instance_id: str, action: str) -> str:
-    """The open task of the instance's step named ``action``; 404 when there is none."""
-    instance = await engine.get_instance(instance_id)  # 404 for an unknown id
+async def _open_task_of_action(engine: Engine, user: User | None, instance_id: str, action: str) -> str:
+    """The open task of the instance's step named ``action``; 404 when there is none.
+
+    The instance is looked up as ``user`` sees it: another tenant's is as unknown as a
+    made-up id, and one the user may not open says nothing about its steps.
+    """
+    instance = await engine.get_instance(instance_id, user=user)
     definition = engine.registry.get_definition(instance.workflow_name, instance.workflow_version)
     for task in await engine.get_tasks(instance_id=instance_id, status=TaskStatus.PENDING):
         step = definition.steps.get(task.step_name)

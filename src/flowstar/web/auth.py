@@ -7,6 +7,9 @@ who the user is.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -21,6 +25,7 @@ from litestar.handlers.base import BaseRouteHandler
 from flowstar.model.access import User
 
 __all__ = [
+    "SIGN_IN_COOKIE",
     "DirectoryEntry",
     "JWTUserProvider",
     "SessionUserProvider",
@@ -28,6 +33,8 @@ __all__ = [
     "UserProvider",
     "require_admin",
     "require_user",
+    "sign_in",
+    "sign_out",
 ]
 
 # Cheap parameters keep the demo's sign-in fast; a host application with real users brings
@@ -97,17 +104,56 @@ class UserDirectory:
         return directory
 
 
+SIGN_IN_COOKIE = "flowstar_signin"
+"""The cookie that ties a session to the browser that signed in (see ``sign_in``)."""
+
+
+def _proof_digest(proof: str) -> str:
+    return hashlib.sha256(proof.encode()).hexdigest()
+
+
+def sign_in(request: Request[Any, Any, Any], response: Response[Any], user: User, *, secure: bool = False) -> None:
+    """Start ``user``'s session, tied to this browser.
+
+    Litestar keeps the session id a browser already sends, so whoever planted that id (a
+    session fixation) would share the session.  The session therefore also holds the digest
+    of a random proof that only this response's ``SIGN_IN_COOKIE`` carries (HttpOnly): a
+    client with the session id but without the proof is no one (``SessionUserProvider``).
+    """
+    proof = secrets.token_urlsafe(32)
+    request.set_session({"user_id": user.id, "sign_in": _proof_digest(proof)})
+    response.set_cookie(SIGN_IN_COOKIE, proof, path="/", httponly=True, samesite="lax", secure=secure)
+
+
+def sign_out(request: Request[Any, Any, Any], response: Response[Any]) -> None:
+    """End the session and drop the sign-in proof."""
+    request.clear_session()
+    response.delete_cookie(SIGN_IN_COOKIE, path="/")
+
+
 class SessionUserProvider:
-    """The user whose id the session holds (``connection.session["user_id"]``)."""
+    """The user whose id the session holds (``connection.session["user_id"]``).
+
+    A session started by ``sign_in`` counts only with its proof cookie; one an application
+    filled itself (``{"user_id": ...}``, without ``sign_in``) counts as it is.
+    """
 
     def __init__(self, directory: UserDirectory) -> None:
         self.directory = directory
 
     async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
-        if "session" not in connection.scope:
+        if "session" not in connection.scope or not connection.session:
             return None
-        user_id = connection.session.get("user_id") if connection.session else None
-        return self.directory.get(user_id) if isinstance(user_id, str) else None
+        session = connection.session
+        user_id = session.get("user_id")
+        if not isinstance(user_id, str):
+            return None
+        bound = session.get("sign_in")
+        if bound is not None:
+            proof = connection.cookies.get(SIGN_IN_COOKIE, "")
+            if not hmac.compare_digest(str(bound), _proof_digest(proof)):
+                return None
+        return self.directory.get(user_id)
 
 
 class JWTUserProvider:

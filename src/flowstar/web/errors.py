@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.status_codes import (
@@ -22,6 +23,7 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from flowstar.model.context import MAX_DEPTH
 from flowstar.model.errors import (
     BulkOperationNotFoundError,
     ConcurrencyError,
@@ -39,6 +41,8 @@ from flowstar.model.errors import (
 from flowstar.web.schemas import ErrorBody, FieldError
 
 __all__ = ["error_response", "exception_handlers", "pointer"]
+
+log = structlog.get_logger("flowstar.web")
 
 
 def pointer(field: str) -> str:
@@ -133,6 +137,17 @@ def _request_pointer(item: dict[str, Any], message: str) -> str:
     return pointer(key)
 
 
+def too_deep_handler(request: Request[Any, Any, Any], exc: RecursionError) -> Response[ErrorBody]:
+    """A body nested too deeply for the JSON decoder (about a thousand levels) -> 400.
+
+    Data deeper than ``MAX_DEPTH`` is refused anyway; the decoder just gives up before the
+    check can say so.  Logged (without the traceback, whose frames hold the body), so a
+    recursion of the server's own would still show.
+    """
+    log.warning("request refused: nested too deeply to decode", path=request.url.path, error=str(exc))
+    return error_response(HTTP_400_BAD_REQUEST, f"the request nests deeper than {MAX_DEPTH} levels")
+
+
 def exception_handlers() -> dict[type[Exception], Callable[..., Response[Any]]]:
     """The handlers the plugin installs (an application's own handlers take precedence)."""
-    return {WorkflowsError: workflow_error_handler, HTTPException: http_error_handler}
+    return {WorkflowsError: workflow_error_handler, HTTPException: http_error_handler, RecursionError: too_deep_handler}

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import structlog
+
+from flowstar.model.errors import StoreUnavailableError
 from flowstar.settings import FlowstarSettings
 
 if TYPE_CHECKING:
     from flowstar.engine.core import Engine
 
 __all__ = ["EngineHolder", "build_engine_from_settings"]
+
+log = structlog.get_logger("flowstar.web")
 
 
 async def build_engine_from_settings(settings: FlowstarSettings) -> tuple[Engine, Any]:
@@ -62,13 +68,26 @@ class EngineHolder:
         return self._engine is not None
 
     async def get(self) -> Engine:
-        """The engine (built and started on the first call when owned)."""
+        """The engine (built and started on the first call when owned).
+
+        Raises:
+            StoreUnavailableError: it could not be built (a database or Redis out of reach,
+                a bad URL); the next call tries again.  The cause goes to the log, not to
+                the caller: it is the server's business.
+        """
         if self._engine is not None:
             return self._engine
         async with self._lock:
             if self._engine is None:
                 settings = self._settings or FlowstarSettings.from_env()
-                self._engine, self._queue = await build_engine_from_settings(settings)
+                try:
+                    self._engine, self._queue = await build_engine_from_settings(settings)
+                except Exception as exc:
+                    log.error("the workflow engine could not be started", error=_described(exc, settings))
+                    raise StoreUnavailableError(
+                        "the workflow engine could not be started (its database or Redis is out of reach,"
+                        " or misconfigured); the server's log says why"
+                    ) from exc
         return self._engine
 
     async def close(self) -> None:
@@ -80,3 +99,14 @@ class EngineHolder:
         if self._queue is not None:
             await self._queue.disconnect()
             self._queue = None
+
+
+def _described(exc: Exception, settings: FlowstarSettings) -> str:
+    """``exc`` in words with the passwords of the settings' URLs hidden (the error of a URL
+    that does not parse quotes the whole URL)."""
+    text = f"{type(exc).__name__}: {exc}"
+    for url in (settings.database_url, settings.redis_url):
+        password = urlsplit(url).password if url else None
+        if password:
+            text = text.replace(password, "***")
+    return text

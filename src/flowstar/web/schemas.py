@@ -100,7 +100,7 @@ class EventOut(msgspec.Struct, kw_only=True):
     id: str
 
 
-class CompleteTaskRequest(msgspec.Struct, kw_only=True):
+class CompleteTaskRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The form data of a human task; ``completed_by`` only for a trusted back end."""
 
     output_data: dict[str, Any] = {}

@@ -90,3 +90,14 @@ async def test_a_definition_without_one_keeps_the_json_textarea(app_engine: Any)
         assert response.status_code == 303
     (instance,) = (await engine.find_instances()).items
     assert instance.data == {"n": 1}
+
+
+async def test_json_nested_too_deeply_to_parse_is_shown_again_as_unreadable(app_engine: Any) -> None:
+    app, engine = app_engine
+    deep = "[" * 5000 + "]" * 5000
+    async with signed_in(app, "alice") as client:
+        page = await client.get(f"{UI}/start/free")
+        response = await client.post(f"{UI}/start/free", data={"_json": deep, "_csrf_token": _csrf(page.text)})
+        assert response.status_code == 422
+        assert "the data is not valid JSON" in response.text
+    assert (await engine.find_instances()).items == []

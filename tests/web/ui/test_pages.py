@@ -164,6 +164,15 @@ async def test_static_assets_are_served(app_engine: Any) -> None:
         assert "htmx" in (await client.get("/workflows/ui/static/vendor/htmx.min.js")).text
 
 
+@pytest.mark.parametrize("path", ["%00", "inbox.css%00.png", "vendor", "nope.css", "..%2f..%2fpyproject.toml"])
+async def test_a_path_that_is_no_asset_is_a_plain_404(app_engine: Any, path: str) -> None:
+    """No 500 for a NUL byte, and no install path in the answer (a directory's 404 named it)."""
+    app, _ = app_engine
+    async with AsyncTestClient(app) as client:
+        response = await client.get(f"/workflows/ui/static/{path}")
+        assert (response.status_code, response.json()["detail"]) == (404, "no such file")
+
+
 async def test_start_a_workflow_and_follow_its_instance(app_engine: Any) -> None:
     app, engine = app_engine
     async with AsyncTestClient(app) as client:

@@ -8,15 +8,19 @@ the pages use (htmx, its SSE extension, Mermaid) is served from ``{ui_prefix}/st
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import Router
+from litestar import Request, Response, Router
+from litestar.exceptions import NotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from flowstar.web.errors import error_response
+
 if TYPE_CHECKING:
     from flowstar.web.config import WebConfig
+    from flowstar.web.schemas import ErrorBody
 
 __all__ = ["STATIC_DIR", "TEMPLATE_DIR", "template_config", "ui_router"]
 
@@ -36,5 +40,16 @@ def ui_router(config: WebConfig) -> Router:
     from flowstar.web.ui.instances import INSTANCE_ROUTES
     from flowstar.web.ui.routes import ROUTES
 
-    static = create_static_files_router(path="/static", directories=[STATIC_DIR], name="flowstar-ui:static")
+    static = create_static_files_router(
+        path="/static",
+        directories=[STATIC_DIR],
+        name="flowstar-ui:static",
+        # Litestar's own 404 names the directory it looked in (the install path), and a NUL
+        # byte in the path fails the file system call: both are just "no such file" here.
+        exception_handlers={NotFoundException: _no_such_file, ValueError: _no_such_file},
+    )
     return Router(path=config.ui_path or "/", route_handlers=[*ROUTES, *INSTANCE_ROUTES, *BULK_ROUTES, static])
+
+
+def _no_such_file(_: Request[Any, Any, Any], __: Exception) -> Response[ErrorBody]:
+    return error_response(404, "no such file")

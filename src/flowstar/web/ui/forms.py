@@ -140,7 +140,7 @@ def _text_value(f: Field, raw: str, errors: dict[str, list[str]]) -> Any:
         return raw
     if f.kind == "json":
         try:
-            return json.loads(raw)
+            return _json(raw)
         except ValueError:
             errors.setdefault(f.path, []).append("must be valid JSON")
             return raw
@@ -380,9 +380,17 @@ def read_post(
     if fields:
         return parse_form(fields, values)
     try:
-        data = json.loads((values.get(JSON_FIELD) or [""])[0].strip() or "{}")
+        data = _json((values.get(JSON_FIELD) or [""])[0].strip() or "{}")
     except ValueError:
         return {}, {"": ["the data is not valid JSON"]}
     if not isinstance(data, dict):
         return {}, {"": ["the data must be a JSON object"]}
     return data, {}
+
+
+def _json(text: str) -> Any:
+    """``json.loads``; text nested too deeply to parse is refused like any unreadable text."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None

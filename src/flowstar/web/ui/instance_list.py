@@ -97,15 +97,6 @@ def _moment(text: str, what: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _scope(user: User | None) -> dict[str, Any]:
-    # find_instances(user=) keeps the user's tenant; an admin may open every instance of it,
-    # anyone else only those they started (or have a task in, which their inbox leads to),
-    # so a non-admin's list is the instances they started: no row links to a 403.
-    if user is None or user.is_admin:
-        return {"user": user}
-    return {"user": user, "created_by": user.id}
-
-
 async def _list_context(engine: Engine, user: User | None, shown: InstanceFilter, cursor: str) -> dict[str, Any]:
     context: dict[str, Any] = {
         "filters": shown,
@@ -124,7 +115,7 @@ async def _list_context(engine: Engine, user: User | None, shown: InstanceFilter
         "posted": {},
     }
     try:
-        page = await engine.find_instances(**shown.engine_filters(), **_scope(user), cursor=cursor or None)
+        page = await engine.find_instances(**shown.engine_filters(), user=user, cursor=cursor or None)
     except ValidationError as exc:
         context["error"] = str(exc)
     else:

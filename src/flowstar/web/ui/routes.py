@@ -21,8 +21,9 @@ from flowstar.model.access import User
 from flowstar.model.enums import TaskStatus
 from flowstar.model.errors import FormValidationError, ValidationError, WorkflowsError
 from flowstar.model.state import HumanTask
+from flowstar.web.auth import sign_in, sign_out
 from flowstar.web.config import WebConfig
-from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
+from flowstar.web.deps import CurrentUser, EngineDep, MinPriority, WebConfigDep
 from flowstar.web.ui.forms import FormValues, form_context, read_post
 from flowstar.web.ui.task_access import error_status, may_administer, visible_task
 from flowstar.web.ui.task_actions import ACTIONS, ANONYMOUS, ActionCall, action_context, assignable_users
@@ -76,15 +77,17 @@ async def login(request: Request[Any, Any, Any], web_config: WebConfigDep) -> Re
     if user is None:
         context = page_context(web_config, None, username=username, error="Unknown user name or wrong password.")
         return Template(template_name="flowstar/login.html", context=context, status_code=401)
-    request.set_session({"user_id": user.id})
-    return Redirect(path=f"{web_config.ui_path}/", status_code=303)
+    response = Redirect(path=f"{web_config.ui_path}/", status_code=303)
+    sign_in(request, response, user, secure=web_config.session_cookie_secure)
+    return response
 
 
 @post("/logout", name="flowstar-ui:logout", status_code=303)
 async def logout(request: Request[Any, Any, Any], web_config: WebConfigDep) -> Redirect:
     """End the session."""
-    request.clear_session()
-    return Redirect(path=f"{web_config.ui_path}/login", status_code=303)
+    response = Redirect(path=f"{web_config.ui_path}/login", status_code=303)
+    sign_out(request, response)
+    return response
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ async def inbox(
     tab: FromQuery[str] = "open",
     workflow: FromQuery[str | None] = None,
     overdue: FromQuery[bool] = False,
-    min_priority: FromQuery[int | None] = None,
+    min_priority: MinPriority = None,
     cursor: FromQuery[str | None] = None,
 ) -> Template | Redirect:
     """The inbox: open tasks or recently completed ones, refreshed live over SSE."""
@@ -205,7 +208,7 @@ async def task_list(
     tab: FromQuery[str] = "open",
     workflow: FromQuery[str | None] = None,
     overdue: FromQuery[bool] = False,
-    min_priority: FromQuery[int | None] = None,
+    min_priority: MinPriority = None,
 ) -> Template | Response[Any]:
     """The task table alone, fetched by htmx when a task event arrives."""
     if sign_in_needed(web_config, current_user):

@@ -1,0 +1,34 @@
+"""Times that come in from callers: with a time zone, and within what every store can hold.
+
+Stores keep times in UTC.  A time without a time zone cannot be compared with stored ones
+(Python refuses, and the SQL column types cannot convert it), and a time whose UTC value
+falls outside years 1..9999 cannot be converted at all: both are the caller's mistake and
+are refused here, before any store sees them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flowstar.model.errors import ValidationError
+
+__all__ = ["aware"]
+
+
+def aware(value: datetime, what: str) -> datetime:
+    """``value`` if it has a time zone and converts to UTC; ``what`` names it in the error.
+
+    Raises:
+        ValidationError: no time zone, or a UTC time outside years 1..9999.
+    """
+    if value.utcoffset() is None:
+        raise ValidationError(
+            f"{what} needs a time zone (add +00:00 or Z)", [f"{what}: {value.isoformat()} has no time zone"]
+        )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            f"{what} is out of range", [f"{what}: {value.isoformat()} is not within years 1 to 9999 in UTC"]
+        ) from None
+    return value
