@@ -141,6 +141,11 @@ async def test_reassign_with_reason_and_audit_trail(make_engine: Any) -> None:
     clock.advance(timedelta(minutes=1))
     with pytest.raises(PermissionDeniedError):
         await engine.reassign_task(task.id, "carol", user=BOB)
+    for to_user, to_group in (("", None), (None, " ")):
+        # An empty name would leave the open task in nobody's inbox.
+        with pytest.raises(ValidationError, match="reassigned to a user or group name"):
+            await engine.reassign_task(task.id, to_user, assignee_group=to_group, user=ALICE)
+    assert (await engine.get_task(task.id)).claimed_by == "alice"
     moved = await engine.reassign_task(task.id, "carol", reason="on holiday", user=ALICE)
     assert (moved.assignee_id, moved.claimed_by) == ("carol", None)
     clock.advance(timedelta(minutes=1))

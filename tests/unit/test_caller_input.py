@@ -3,18 +3,23 @@ comment texts, and how a database's refusal of a value is worded."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from flowstar import ContextSerializationError, ValidationError
+from flowstar import BaseHumanStep, ContextSerializationError, FormValidationError, ValidationError
 from flowstar.db._errors import translate
+from flowstar.flow import sleep
 from flowstar.model.bulk import BulkFilter, BulkRequest
 from flowstar.model.moments import aware
 from flowstar.model.pages import InstanceQuery, TaskQuery
 from flowstar.model.task_transitions import check_comment
+from flowstar.model.waits import SignalStep
+from tests.unit.helpers import Set, linear
 
 PLUS_14 = timezone(timedelta(hours=14))
 MINUS_14 = timezone(timedelta(hours=-14))
@@ -107,3 +112,35 @@ def test_a_refused_value_is_said_without_driver_classes_or_placeholders(
     translated = translate(error, "read tasks", write=False)
     assert isinstance(translated, ContextSerializationError)
     assert str(translated) == said
+
+
+def _human(**options: Any) -> BaseHumanStep:
+    return BaseHumanStep("h", **options)
+
+
+@pytest.mark.parametrize(
+    ("step", "problem"),
+    [
+        (lambda: SignalStep("s", timeout=math.nan), "signal step 's': timeout must be a number of seconds, got nan"),
+        (lambda: SignalStep("s", timeout=10**12), "signal step 's': timeout must be at most 36600 days"),
+        (lambda: _human(due_in="2 days"), "step 'h': due_in must be a timedelta, got '2 days'"),
+        (lambda: _human(follow_up=timedelta(days=10**6)), "step 'h': follow_up must be at most 36600 days"),
+    ],
+)
+def test_a_duration_no_wake_time_can_follow_is_refused_with_the_definition(step: Any, problem: str) -> None:
+    """Before, such a step crashed its activation and left the instance running for good."""
+    with pytest.raises(ValidationError) as refused:
+        linear("w", step(), Set("after"))
+    assert any(p.startswith(problem) for p in refused.value.errors), refused.value.errors
+
+
+def test_a_code_first_sleep_too_long_to_wake_from_is_refused() -> None:
+    with pytest.raises(ValidationError, match="sleep duration must be at most 36600 days"):
+        sleep(10**12)
+
+
+def test_a_form_checks_the_formats_its_schema_names() -> None:
+    step = _human(form_schema={"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}})
+    with pytest.raises(FormValidationError, match="is not a 'email'"):
+        step.validate_form({"mail": "not-an-address"})
+    step.validate_form({"mail": "bob@example.com"})

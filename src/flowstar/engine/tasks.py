@@ -25,7 +25,7 @@ from flowstar.model.access import (
     check_unclaim,
 )
 from flowstar.model.definition import WorkflowDefinition
-from flowstar.model.errors import ConcurrencyError, TaskAlreadyCompletedError
+from flowstar.model.errors import ConcurrencyError, TaskAlreadyCompletedError, ValidationError
 from flowstar.model.state import CommitPlan, HumanTask, InstanceState, TaskAuditEntry, Token
 from flowstar.model.task_transitions import check_comment, claim_task, comment_task, unclaim_task
 from flowstar.model.transitions import reassign_task
@@ -158,8 +158,13 @@ class EngineTasks(EngineLoop):
         Raises:
             TaskNotFoundError, PermissionDeniedError: as for claims.
             TaskAlreadyCompletedError: the task is completed or canceled.
-            ValidationError: the reason is too long (see ``check_comment``).
+            ValidationError: an empty user or group name, or a reason that is blank or too
+                long (see ``check_comment``).
         """
+        for what, name in (("user", assignee_id), ("group", assignee_group)):
+            if name is not None and (not isinstance(name, str) or not name.strip()):
+                # An empty name would leave the open task in nobody's inbox.
+                raise ValidationError(f"a task is reassigned to a user or group name, not {name!r} ({what})")
         if reason is not None:
             reason = check_comment(reason, "reason")
         by = user.id if user is not None else reassigned_by

@@ -20,6 +20,7 @@ from flowstar.model.commands import WAKEUP_KEY, Complete, Fail, Goto, Sleep, Sta
 from flowstar.model.conditions import Condition
 from flowstar.model.context import json_data
 from flowstar.model.errors import ValidationError
+from flowstar.model.moments import duration_problem
 
 __all__ = [
     "Duration",
@@ -82,6 +83,9 @@ def seconds_of(duration: Duration, what: str = "duration") -> float:
         raise ValidationError(f"{what} must be a timedelta or a number of seconds, got {duration!r}")
     if not seconds >= 0 or seconds == float("inf"):
         raise ValidationError(f"{what} must be a finite, non-negative time, got {duration!r}")
+    problem = duration_problem(seconds, what)
+    if problem is not None:
+        raise ValidationError(problem)
     return seconds
 
 

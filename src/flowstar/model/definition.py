@@ -16,7 +16,14 @@ from flowstar.model.enums import StepType
 from flowstar.model.errors import ValidationError
 from flowstar.model.gateways import BaseGateway
 from flowstar.model.semver import is_semver
-from flowstar.model.steps import BaseStep, Step, adapt_step, check_against_schema, foreign_step_problem
+from flowstar.model.steps import (
+    BaseStep,
+    Step,
+    adapt_step,
+    check_against_schema,
+    foreign_step_problem,
+    schema_validator,
+)
 
 if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
@@ -227,7 +234,7 @@ class WorkflowDefinition:
             return
         validator = self.__dict__.get("_input_validator")
         if validator is None:
-            validator = self.__dict__["_input_validator"] = Draft202012Validator(dict(self.input_schema))
+            validator = self.__dict__["_input_validator"] = schema_validator(self.input_schema)
         check_against_schema(validator, data)
 
     def get_graph(self) -> WorkflowGraph:

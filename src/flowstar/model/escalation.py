@@ -13,6 +13,8 @@ from typing import Literal
 
 import msgspec
 
+from flowstar.model.moments import duration_problem
+
 __all__ = ["Escalation", "EscalationAction"]
 
 EscalationAction = Literal["reminded", "escalated"]
@@ -50,6 +52,9 @@ class Escalation(msgspec.Struct, frozen=True, kw_only=True):
         found: list[str] = []
         if not isinstance(self.after, timedelta) or self.after <= timedelta(0):
             found.append(f"{where} needs a positive 'after' delay")
+        for name, delay in (("after", self.after), ("every", self.every)):
+            if isinstance(delay, timedelta) and (problem := duration_problem(delay, f"{where} '{name}'")) is not None:
+                found.append(problem)
         if self.every is not None:
             if not isinstance(self.every, timedelta) or self.every <= timedelta(0):
                 found.append(f"{where} 'every' must be a positive delay")

@@ -19,6 +19,7 @@ from jsonschema.exceptions import SchemaError
 from flowstar.model.enums import StepType
 from flowstar.model.errors import FormValidationError, ValidationError
 from flowstar.model.escalation import Escalation
+from flowstar.model.moments import duration_problem
 from flowstar.model.state import MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "adapt_step",
     "check_against_schema",
     "foreign_step_problem",
+    "schema_validator",
 ]
 
 
@@ -117,7 +119,12 @@ class BaseStep:
 
     def problems(self) -> list[str]:
         """Structural problems of this step, for ``WorkflowDefinition.validate``."""
-        if self.timeout is not None and self.timeout <= 0:
+        if self.timeout is None:
+            return []
+        problem = duration_problem(self.timeout, f"step {self.name!r}: timeout")
+        if problem is not None:
+            return [problem]
+        if self.timeout <= 0:
             return [f"step {self.name!r}: timeout must be positive"]
         return []
 
@@ -234,6 +241,14 @@ class BaseHumanStep(BaseStep):
                 f"step {self.name!r}: priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY},"
                 f" got {self.priority!r}"
             )
+        for attr in ("due_in", "follow_up"):
+            delay = getattr(self, attr)
+            if delay is None:
+                continue
+            if not isinstance(delay, timedelta):
+                found.append(f"step {self.name!r}: {attr} must be a timedelta, got {delay!r}")
+            elif (problem := duration_problem(delay, f"step {self.name!r}: {attr}")) is not None:
+                found.append(problem)
         for attr in ("candidate_users", "candidate_groups"):
             names = getattr(self, attr)
             if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
@@ -261,7 +276,7 @@ class BaseHumanStep(BaseStep):
         if self.form_schema is None:
             return
         if self._validator is None:
-            self._validator = Draft202012Validator(dict(self.form_schema))
+            self._validator = schema_validator(self.form_schema)
         check_against_schema(self._validator, data)
 
     def resolve_assignee(self, data: Mapping[str, Any]) -> str | None:
@@ -301,6 +316,12 @@ class BaseHumanStep(BaseStep):
         for key in data:
             if not isinstance(key, str):
                 raise ValidationError(f"form field names must be strings, got {key!r}")
+
+
+def schema_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A validator of ``schema`` that also checks ``format`` (``email``, ``date``, ``uuid``, ...):
+    a form that asks for an e-mail address must not take any text."""
+    return Draft202012Validator(dict(schema), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def check_against_schema(validator: Draft202012Validator, data: Mapping[str, Any]) -> None:

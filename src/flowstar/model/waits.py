@@ -10,6 +10,7 @@ from flowstar.model.commands import Wait, WaitFor
 from flowstar.model.conditions import Condition
 from flowstar.model.enums import StepType
 from flowstar.model.errors import StepExecutionError, UnsafeExpressionError
+from flowstar.model.moments import duration_problem
 from flowstar.model.steps import BaseStep
 
 __all__ = ["EventStep", "SignalStep", "TimerStep", "WebhookStep"]
@@ -161,6 +162,12 @@ class _NamedWait(BaseStep):
     def problems(self) -> list[str]:
         """A positive timeout, on_timeout only with a timeout, a lookback not negative."""
         found = super().problems()
+        for what, value in (("timeout", self.wait_timeout), ("lookback", self.lookback)):
+            problem = (
+                duration_problem(value, f"{self.wait_kind} step {self.name!r}: {what}") if value is not None else None
+            )
+            if problem is not None:
+                return [*found, problem]
         timeout, lookback = _seconds(self.wait_timeout), _seconds(self.lookback)
         if timeout is not None and timeout <= 0:
             found.append(f"{self.wait_kind} step {self.name!r}: timeout must be positive")
