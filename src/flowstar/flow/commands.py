@@ -73,19 +73,15 @@ def seconds_of(duration: Duration, what: str = "duration") -> float:
     """``duration`` in seconds (a float).
 
     Raises:
-        ValidationError: the duration is negative or not a number or a ``timedelta``.
+        ValidationError: not a number or a ``timedelta`` (see ``duration_problem``: NaN and
+            more than ``MAX_WAIT`` are none either), or negative.
     """
-    if isinstance(duration, timedelta):
-        seconds = duration.total_seconds()
-    elif isinstance(duration, int | float) and not isinstance(duration, bool):
-        seconds = float(duration)
-    else:
-        raise ValidationError(f"{what} must be a timedelta or a number of seconds, got {duration!r}")
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValidationError(f"{what} must be a finite, non-negative time, got {duration!r}")
-    problem = duration_problem(seconds, what)
+    problem = duration_problem(duration, what)
     if problem is not None:
         raise ValidationError(problem)
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    if seconds < 0:
+        raise ValidationError(f"{what} must be a finite, non-negative time, got {duration!r}")
     return seconds
 
 
