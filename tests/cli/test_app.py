@@ -60,3 +60,13 @@ def test_main_returns_the_exit_code(capsys: object) -> None:
     assert main(["--help"]) == 0
     assert main(["instances", "show", "x", "--url", UNREACHABLE]) == 1
     assert main(["no-such-command"]) == 2
+
+
+def test_serve_with_an_app_that_does_not_import_is_one_line_before_any_banner() -> None:
+    for path, said in (
+        ("nosuch_module:app", 'Could not import module "nosuch_module".'),
+        ("flowstar:no_app", 'Attribute "no_app" not found in module "flowstar".'),
+    ):
+        result = CliRunner().invoke(app, ["serve", "--app", path, "--port", "9"])
+        assert error_line(result) == f"flowstar: --app {path!r}: {said}"
+        assert result.stdout == ""

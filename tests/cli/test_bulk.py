@@ -67,5 +67,6 @@ def test_bulk_reassign_moves_open_tasks(cli: Cli) -> None:
 
 
 def test_bad_bulk_commands_say_why(cli: Cli) -> None:
-    assert "needs to_user or to_group" in error_line(cli("bulk", "reassign", "--group", "editors"))
+    said = error_line(cli("bulk", "reassign", "--group", "editors"))
+    assert said == "flowstar: give --to-user and/or --to-group"
     assert "no bulk operation" in error_line(cli("bulk", "show", "0" * 32))

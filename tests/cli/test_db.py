@@ -33,7 +33,8 @@ def test_current_follows_each_upgrade(empty_url: str) -> None:
     shown = redacted(empty_url)
     if empty_url.startswith("sqlite"):
         code, _, err = _db("current", "--url", empty_url)
-        assert (code, err.strip()) == (1, f"flowstar: no SQLite database at {empty_url.split('///')[1]}")
+        path = empty_url.split("///")[1]
+        assert (code, err.strip()) == (1, f"flowstar: no SQLite database at {path} (flowstar db upgrade creates one)")
         assert _db("upgrade", "--url", empty_url, "--revision", "base")[0] == 0  # creates the empty file
     else:
         code, out, _ = _db("current", "--url", empty_url)

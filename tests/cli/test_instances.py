@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
 from flowstar import ManualClock, StepStatus, TaskStatus, WorkflowStatus
@@ -151,3 +152,12 @@ def test_an_unknown_instance_is_one_line_on_stderr(cli: Cli) -> None:
         assert error_line(result) == f"flowstar: no workflow instance with id {unknown!r}"
         assert result.stdout == ""
     assert error_line(cli("instances", "show", "not-an-id")) == "flowstar: no workflow instance with id 'not-an-id'"
+
+
+def test_reads_of_a_mistyped_sqlite_path_are_refused_and_create_no_file(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    cli = Cli(url=f"sqlite+aiosqlite:///{missing}", env={"FLOWSTAR_REGISTRY": "tests.cli.registry:registry"})
+    for command in (["instances", "list"], ["instances", "show", str(uuid4())], ["tasks", "overdue"]):
+        result = cli(*command, "--url", cli.url)
+        assert error_line(result) == f"flowstar: no SQLite database at {missing} (flowstar db upgrade creates one)"
+    assert not missing.exists()

@@ -74,3 +74,16 @@ def test_reassign_needs_a_target_and_a_known_task(cli: Cli) -> None:
     assert error_line(cli("tasks", "reassign", unknown, "--to-user", "bob")) == f"flowstar: no task with id {unknown}"
     task, _ = _task_and_audit(cli, task_id)
     assert (task.assignee_id, task.assignee_group) == ("alice", "editors")
+
+
+def test_with_redis_unreachable_a_change_is_refused_in_one_line_and_nothing_changes(cli: Cli) -> None:
+    instance_id = started(cli, "article")
+    task_id = _task_of(cli, instance_id)
+    result = cli("tasks", "reassign", task_id, "--to-user", "bob", FLOWSTAR_REDIS_URL="redis://:s3cret@127.0.0.1:9/0")
+    line = error_line(result)
+    assert line.startswith("flowstar: Redis at redis://:***@127.0.0.1:9/0 is unreachable (Redis: ")
+    assert line.endswith("nothing was changed. Start it, or unset FLOWSTAR_REDIS_URL to run the steps in this process.")
+    assert "s3cret" not in result.stderr
+    task, audit = _task_and_audit(cli, task_id)
+    assert task.assignee_id == "alice"
+    assert [entry.action for entry in audit] == ["created"]

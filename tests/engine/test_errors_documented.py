@@ -13,6 +13,7 @@ from flowstar import (
     InvalidTransitionError,
     TaskAlreadyCompletedError,
     TaskNotFoundError,
+    ValidationError,
     WorkflowNotFoundError,
     WorkflowsError,
 )
@@ -66,3 +67,44 @@ def test_the_hierarchy_keeps_its_roots() -> None:
     assert issubclass(WorkflowNotFoundError, LookupError)
     # str() is the message itself, not KeyError's quoted repr of it.
     assert str(InstanceNotFoundError("no workflow instance with id 'x'")) == "no workflow instance with id 'x'"
+
+
+@pytest.mark.parametrize("unknown", [uuid4, lambda: "not-a-uuid"])
+async def test_the_history_of_an_unknown_instance_is_not_found_on_every_store(make_engine: Any, unknown: Any) -> None:
+    engine = make_engine(_approval())
+    with pytest.raises(InstanceNotFoundError, match="no workflow instance with id"):
+        await engine.get_history(unknown())
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda e: e.start_workflow("approve", tenant_id=""), "tenant_id must be a non-empty string, got ''"),
+        (lambda e: e.start_workflow("approve", created_by=5), "created_by must be a non-empty string, got 5"),
+        (lambda e: e.start_workflow("approve", created_by="u" * 256), "created_by has at most 255 characters"),
+        (lambda e: e.start_workflow("approve", tenant_id="a\x00b"), "tenant_id must not contain a NUL character"),
+        (lambda e: e.start_workflow("approve", metadata={"v": float("nan")}), "metadata"),
+        (lambda e: e.start_workflow("approve", metadata=["x"]), "metadata"),
+        (lambda e: e.report_event("due", "e-1", tenant_id=7), "tenant_id must be a non-empty string, got 7"),
+    ],
+)
+async def test_ids_and_metadata_are_checked_alike_on_every_store(make_engine: Any, call: Any, message: str) -> None:
+    engine = make_engine(_approval())
+    with pytest.raises(ValidationError) as info:
+        await call(engine)
+    assert message in str(info.value)
+    assert (await engine.find_instances()).items == []
+
+
+async def test_a_task_is_completed_and_an_instance_canceled_by_an_id_only(make_engine: Any) -> None:
+    engine = make_engine(_approval())
+    instance = await engine.start_workflow("approve")
+    with pytest.raises(ValidationError, match="user_id must be a non-empty string, got ''"):
+        await engine.complete_human_task(instance.id, "review", "", {})
+    with pytest.raises(ValidationError, match="a cancel reason is a string, got int"):
+        await engine.cancel_workflow(instance.id, 5)
+    with pytest.raises(ValidationError, match="canceled_by must be a non-empty string"):
+        await engine.cancel_workflow(instance.id, "stop", canceled_by=["ann"])
+    assert (await engine.get_instance(instance.id)).status.value == "waiting"
+    done = await engine.complete_human_task(instance.id, "review", "ann", {})
+    assert done.status.value == "completed"

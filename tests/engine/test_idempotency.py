@@ -92,5 +92,5 @@ async def test_start_data_must_match_the_input_schema(make_engine: Any) -> None:
 
 
 def test_an_invalid_input_schema_is_refused() -> None:
-    with pytest.raises(ValidationError, match="invalid input_schema"):
+    with pytest.raises(ValidationError, match="input_schema is invalid"):
         _flow(input_schema={"type": "no-such-type"})

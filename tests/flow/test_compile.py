@@ -395,3 +395,33 @@ def test_a_context_that_is_no_model_is_refused() -> None:
             @step(start=True)
             def only(self):
                 return complete()
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: flow_workflow("r", default_retry="x"), "workflow(default_retry=...) takes a Retry(...), got 'x'"),
+        (lambda: event_workflow("due", default_retry=3), "event_workflow(default_retry=...) takes a Retry(...), got 3"),
+        (lambda: step(retry=5), "@step(retry=...) takes a Retry(...), got 5"),
+        (lambda: Retry(retry_on="ValueError"), "retry_on must be a tuple of exception types, got 'ValueError'"),
+        (lambda: flow_workflow("f", registry=WorkflowRegistry())(len), "@workflow('f') decorates a class"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_where_they_are_written(build, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert message in str(info.value)
+
+
+def test_one_exception_type_is_a_retry_on_tuple() -> None:
+    assert Retry(retry_on=ValueError).policy().retry_on == (ValueError,)
+
+
+def test_a_form_that_is_no_type_with_fields_is_refused() -> None:
+    with pytest.raises(ValidationError, match="step 'review': no form schema .* is not a type with fields"):
+
+        @flow_workflow("form_int", registry=WorkflowRegistry())
+        class FormInt:
+            @step(start=True, form=int)
+            def review(self):
+                return complete()

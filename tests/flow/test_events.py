@@ -6,8 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
+import pytest
 
-from flowstar import ManualClock, WorkflowRegistry, WorkflowStatus
+from flowstar import ManualClock, ValidationError, WorkflowRegistry, WorkflowStatus
 from flowstar.flow import EventInfo, FlowEngine, complete, event_workflow, get_context, step
 from flowstar.testing import advance
 
@@ -91,3 +92,10 @@ async def test_a_time_already_past_starts_at_once(
     await flow_engine.process_scheduled()
     (run,) = await flow_engine.find(workflow="pre_appointment_reminder")
     assert run.status is WorkflowStatus.COMPLETED
+
+
+async def test_find_names_the_statuses_when_one_is_unknown(flow_engine: FlowEngine) -> None:
+    with pytest.raises(ValidationError, match="unknown status 'done'; one of pending, running, waiting, completed"):
+        await flow_engine.find(status="done")
+    with pytest.raises(ValidationError, match="unknown status 'bogus'"):
+        await flow_engine.find(status=["completed", "bogus"])

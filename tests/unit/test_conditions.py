@@ -20,7 +20,7 @@ from flowstar import (
     WorkflowContext,
     WorkflowStatus,
 )
-from flowstar.model.conditions import MAX_EXPRESSION_LENGTH, compile_condition
+from flowstar.model.conditions import MAX_EXPRESSION_LENGTH, MAX_NESTING, compile_condition
 from tests.unit.helpers import Set
 
 # -- what the language allows -----------------------------------------------------------
@@ -169,6 +169,19 @@ def test_too_long_expressions_are_rejected() -> None:
         Condition(source)
     fitting = "1 == 1 and " * 100 + "True"
     assert Condition(fitting)({}) is True
+
+
+@pytest.mark.parametrize("source", ["-" * 1990 + "1", "1" + " + 1" * 60, "not " * 60 + "True"])
+def test_deeply_nested_expressions_are_refused_not_a_recursion_error(source: str) -> None:
+    with pytest.raises(UnsafeExpressionError, match=f"nested more than {MAX_NESTING} levels deep"):
+        Condition(source)
+    shallow = "1" + " + 1" * 40
+    assert Condition(shallow + " == 41")({}) is True
+
+
+def test_a_lone_surrogate_is_a_malformed_condition() -> None:
+    with pytest.raises(UnsafeExpressionError, match="malformed condition"):
+        Condition("context.get('\ud800')")
 
 
 def test_non_string_source_is_rejected() -> None:

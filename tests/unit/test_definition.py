@@ -107,7 +107,7 @@ def test_construction_reports_every_structural_problem_at_once() -> None:
     problems = _refused(**_broken_fields())
     expected = [
         "step key 'mismatch' does not match the step's name 'other_name'",
-        "step 'form': invalid form_schema:",
+        "step 'form': form_schema is invalid:",
         "edge 'a' -> 'missing_target': unknown target step 'missing_target'",
         "edge 'missing_source' -> 'end': unknown source step 'missing_source'",
         "duplicate edge 'start' -> 'a'",
@@ -156,13 +156,108 @@ def test_empty_and_looping_definitions_are_refused() -> None:
     assert "no terminal step is reachable from the initial step" in problems
 
 
+def test_a_loop_with_no_way_to_a_terminal_step_is_refused() -> None:
+    # d and e pass the token back and forth: every step has an edge out, all are reachable,
+    # a terminal step is reachable from the start, yet an instance in d never completes.
+    assert _refused(
+        name="w",
+        steps=[Set("a"), Set("b"), Set("c"), Set("d"), Set("e")],
+        edges=[Edge("a", "b"), Edge("b", "c"), Edge("b", "d"), Edge("d", "e"), Edge("e", "d")],
+        initial_step="a",
+        terminal_steps={"c"},
+    ) == [
+        "step 'd' cannot reach a terminal step: an instance there could never complete",
+        "step 'e' cannot reach a terminal step: an instance there could never complete",
+    ]
+
+
+def test_a_loop_with_an_exit_is_accepted() -> None:
+    definition = WorkflowDefinition(
+        name="w",
+        steps=[Set("a"), Set("b"), Set("c")],
+        edges=[Edge("a", "b"), Edge("b", "a", condition="context.get('again')"), Edge("b", "c")],
+        initial_step="a",
+        terminal_steps={"c"},
+    )
+    assert definition.validate() == []
+
+
+_GOOD: dict[str, Any] = {
+    "name": "w",
+    "steps": {"a": Set("a"), "b": Set("b")},
+    "edges": [Edge("a", "b")],
+    "initial_step": "a",
+    "terminal_steps": {"b"},
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("steps", None, "steps must be a dict of steps by name or a list of steps, got None"),
+        ("edges", None, "edges must be a list of Edge, got None"),
+        ("edges", [("a", "b")], "edges must be Edge objects, got ('a', 'b')"),
+        ("initial_step", ["a"], "initial_step must be a step name, got ['a']"),
+        ("terminal_steps", None, "terminal_steps must be a set of step names, got None"),
+        # A string would be read as the set of its letters.
+        ("terminal_steps", "b", "terminal_steps must be a set of step names, got 'b'"),
+        ("routing", "bogus", "routing must be 'edges' or 'commands', got 'bogus'"),
+        ("retry_policy", "x", "retry_policy must be a RetryPolicy, got 'x'"),
+        ("trigger", "due", "trigger must be an EventTrigger, got 'due'"),
+        ("metadata", [1], "metadata must be a dict, got list"),
+    ],
+)
+def test_fields_of_the_wrong_type_are_refused_with_their_name(field: str, value: Any, message: str) -> None:
+    assert _refused(**{**_GOOD, field: value}) == [message]
+
+
+def test_two_steps_of_one_name_in_a_list_are_refused_not_dropped() -> None:
+    assert _refused(**{**_GOOD, "steps": [Set("a"), Set("a"), Set("b")]}) == ["two steps are named 'a'"]
+
+
+def test_a_version_that_is_not_a_string_is_an_identity_problem() -> None:
+    definition = WorkflowDefinition(**{**_GOOD, "version": 1})
+    assert definition.validate() == ["version 1 is not a semantic version (MAJOR.MINOR.PATCH)"]
+    with pytest.raises(ValidationError):
+        WorkflowRegistry().register_definition(definition)
+
+
+def test_registering_something_else_than_a_definition_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="register_definition takes a WorkflowDefinition, got str"):
+        WorkflowRegistry().register_definition("w")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Edge(["a"], "b"), "an edge's source must be a step name (a non-empty string), got ['a']"),
+        (lambda: Edge("a", ""), "an edge's target must be a step name (a non-empty string), got ''"),
+        (lambda: Edge("a", "b", condition=5), "edge 'a' -> 'b': a condition is an expression string or a callable"),
+        (lambda: ExclusiveGateway("g", "b"), "gateway 'g': branches must be (condition, target) pairs, got 'b'"),
+        (lambda: ParallelGateway("g", "bc"), "gateway 'g': targets must be a list of step names, got 'bc'"),
+        (lambda: SequentialGroup("x"), "a step group holds steps, got 'x'"),  # type: ignore[arg-type]
+    ],
+)
+def test_parts_of_the_wrong_type_are_refused_when_built(build: Any, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("schema", ["x", [1]])
+def test_a_form_schema_that_is_not_an_object_is_a_problem(schema: Any) -> None:
+    step = BaseHumanStep("a", form_schema=schema)
+    problems = _refused(**{**_GOOD, "steps": {"a": step, "b": Set("b")}})
+    assert problems == [f"step 'a': form_schema must be a JSON Schema object, got {type(schema).__name__}"]
+
+
 @pytest.mark.parametrize(
     ("step", "message"),
     [
         (TimerStep("t"), "timer step 't': give exactly one of duration or until"),
         (TimerStep("t", duration=5, until="when"), "timer step 't': give exactly one of duration or until"),
         (Set("t"), None),
-        (BaseHumanStep("t", form_schema={"type": "object", "required": "x"}), "step 't': invalid form_schema"),
+        (BaseHumanStep("t", form_schema={"type": "object", "required": "x"}), "step 't': form_schema is invalid"),
         (SequentialGroup(BaseHumanStep("inner"), name="t"), "group 't': 'inner' is not a machine step"),
         (SequentialGroup(name="t"), "group 't' has no steps"),
         (object(), "step 't' (object) does not implement the Step protocol"),

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -29,6 +30,7 @@ from flowstar.settings import FlowstarSettings
 __all__ = [
     "SHOW_TRACEBACKS",
     "CliError",
+    "check_sqlite_file",
     "describe",
     "hands_off",
     "reading",
@@ -130,6 +132,18 @@ def _is_redis_error(exc: BaseException) -> bool:
     return any(cls.__module__.split(".")[0] == "redis" for cls in type(exc).__mro__)
 
 
+def check_sqlite_file(url: str) -> None:
+    """Refuse a SQLite file that does not exist: connecting would create an empty one (a
+    mistyped path would then read as a database with no instances)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    in_a_file = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if in_a_file and not Path(str(database)).expanduser().exists():
+        raise CliError(f"no SQLite database at {database} (flowstar db upgrade creates one)")
+
+
 def _persistent(registry: WorkflowRegistry, url: str) -> Engine:
     from flowstar.db import PersistentExecutionEngine
 
@@ -143,6 +157,7 @@ async def reading(config: FlowstarSettings, *, registry: bool = False) -> AsyncI
     Reads need no definitions, so the registry (``FLOWSTAR_REGISTRY``) is only loaded when
     ``registry`` is true: listing instances works without the application's code.
     """
+    check_sqlite_file(config.database_url)
     engine = _persistent(load_registry(config.registry) if registry else WorkflowRegistry(), config.database_url)
     try:
         yield engine
@@ -178,7 +193,18 @@ async def _saq_engine(config: FlowstarSettings) -> AsyncIterator[Engine]:
 
     from flowstar.saq.worker import build_engine, redis_client
 
-    queue = RedisQueue(redis_client(config), name=config.queue)
+    client = redis_client(config)
+    try:
+        await client.ping()
+    except Exception as exc:
+        # Checked before anything is written: a change the workers would not hear of until
+        # the reconciler's next pass is worse than no change and a clear message.
+        await client.aclose()
+        raise CliError(
+            f"Redis at {redacted(config.redis_url or '')} is unreachable ({describe(exc).rstrip('.')}); "
+            "nothing was changed. Start it, or unset FLOWSTAR_REDIS_URL to run the steps in this process."
+        ) from exc
+    queue = RedisQueue(client, name=config.queue)
     await queue.connect()
     try:
         engine = build_engine(config, queue, run_reconciler=False)
@@ -187,7 +213,10 @@ async def _saq_engine(config: FlowstarSettings) -> AsyncIterator[Engine]:
         finally:
             await engine.close()
     finally:
-        await queue.disconnect()
+        # Redis lost after the change committed: the change stands (the reconciler hands
+        # its steps to the workers), so closing must not turn it into an error.
+        with suppress(Exception):
+            await queue.disconnect()
 
 
 def hands_off(engine: Engine) -> bool:

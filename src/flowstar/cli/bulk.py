@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from flowstar.cli._options import JsonOption, UrlOption
-from flowstar.cli._output import print_json, progress, say
+from flowstar.cli._output import fail, print_json, progress, say
 from flowstar.cli._parse import parse_duration
 from flowstar.cli._runtime import reading, run, settings, start_logging, writing
 from flowstar.model.bulk import BulkFilter, BulkOperation, BulkRequest, describe
@@ -95,6 +95,8 @@ def reassign(
     as_json: JsonOption = False,
 ) -> None:
     """Give every open task that matches to another user and/or group."""
+    if not (to_user or to_group):
+        fail("give --to-user and/or --to-group")
     request = BulkRequest(
         kind="reassign",
         filter=BulkFilter(workflow=workflow, assignee=assignee, group=group),

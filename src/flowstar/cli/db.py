@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from flowstar.cli._options import JsonOption, UrlOption
 from flowstar.cli._output import print_json, say
-from flowstar.cli._runtime import CliError, redacted, run, settings, start_logging
+from flowstar.cli._runtime import check_sqlite_file, redacted, run, settings, start_logging
 
 __all__ = ["app", "register"]
 
@@ -59,17 +58,6 @@ def _status_line(found: dict[str, Any]) -> str:
     return f"{where} is at revision {found['revision']}; the latest is {found['head']}: run flowstar db upgrade"
 
 
-def _check_sqlite_file(url: str) -> None:
-    """Refuse a SQLite file that does not exist: connecting would create an empty one."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    database = parsed.database
-    in_a_file = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if in_a_file and not Path(str(database)).expanduser().exists():
-        raise CliError(f"no SQLite database at {database}")
-
-
 async def _revisions(url: str) -> dict[str, Any]:
     """The database's Alembic revision (None: never migrated) and the package's latest."""
     from alembic.migration import MigrationContext
@@ -79,7 +67,7 @@ async def _revisions(url: str) -> dict[str, Any]:
     from flowstar.db.connect import create_database_engine
     from flowstar.db.migrate import VERSION_TABLE, alembic_config
 
-    _check_sqlite_file(url)
+    check_sqlite_file(url)
 
     def read(connection: Connection) -> str | None:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from flowstar.cli._output import say
-from flowstar.cli._runtime import reporting
+from flowstar.cli._runtime import CliError, reporting
 
 __all__ = ["WORKER_SETTINGS", "demo", "register", "serve", "worker"]
 
@@ -61,12 +61,27 @@ def serve(app: AppOption = None, host: HostOption = "127.0.0.1", port: PortOptio
     import uvicorn
 
     with reporting():
-        target = app if app is not None else _plugin_app()
+        target = _host_app(app) if app is not None else _plugin_app()
         say(f"Inbox: http://{host}:{port}/workflows/ui/   REST API: http://{host}:{port}/workflows/")
         if app is None:
             say("Sign-in: the demo's sample users (each password is the user name); serve your app with --app")
-        # An import string is imported by uvicorn itself (from the current directory).
         uvicorn.run(target, host=host, port=port, log_level="warning", ws="none")
+
+
+def _host_app(path: str) -> Any:
+    """The application ``module:attribute`` names, imported from the current directory as
+    uvicorn would: imported here, so that a wrong path is one line before the banner."""
+    import os
+    import sys
+
+    from uvicorn.importer import ImportFromStringError, import_from_string
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return import_from_string(path)
+    except ImportFromStringError as exc:
+        raise CliError(f"--app {path!r}: {exc}") from None
 
 
 def _plugin_app() -> Any:

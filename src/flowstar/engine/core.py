@@ -30,7 +30,7 @@ from flowstar.engine.signals import (
     triggered_data,
 )
 from flowstar.engine.views import WorkflowInstance, instance_view
-from flowstar.model.access import User, check_admin
+from flowstar.model.access import User, check_admin, check_name
 from flowstar.model.children import (
     PARENT_KEY,
     child_key,
@@ -178,8 +178,10 @@ class Engine(EngineSignals):
         Raises:
             TypeError: neither or both of ``workflow`` and ``workflow_name``.
             ValidationError: the data breaks the definition's ``input_schema``
-                (``FormValidationError``), the key is empty or too long, or ``start_at``
-                has no time zone.
+                (``FormValidationError``), the key is empty or too long, ``start_at``
+                has no time zone, ``metadata`` is no JSON object within the size limit, or
+                ``tenant_id``/``created_by`` is no id (a non-empty string of at most 255
+                characters).
         """
         workflow = _one_of("workflow", workflow, "workflow_name", workflow_name)
         definition = self.registry.resolve(workflow, version)
@@ -188,6 +190,9 @@ class Engine(EngineSignals):
         data = _one_of("initial_data", initial_data, "input_data", input_data, required=False) or {}
         data = self._payload(data, "initial_data")
         definition.validate_input(data)
+        check_name(tenant_id, "tenant_id")
+        check_name(created_by, "created_by")
+        extra = self._payload(metadata or {}, "metadata")
         if start_at is not None:
             aware(start_at, "start_at")
         scoped_key = scoped_idempotency_key(tenant_id, idempotency_key)
@@ -206,7 +211,7 @@ class Engine(EngineSignals):
             events=self.events_enabled,
             tenant_id=tenant_id,
             created_by=created_by,
-            metadata=dict(metadata or {}),
+            metadata=extra,
             idempotency_key=scoped_key,
             start_at=start_at,
         )
@@ -234,6 +239,7 @@ class Engine(EngineSignals):
             TaskNotFoundError: the instance has no open task for ``step_name``.
             TaskAlreadyCompletedError: the task was completed or canceled already.
             FormValidationError: ``data`` breaks the step's ``form_schema`` (nothing changes).
+            ValidationError: ``user_id`` is no id (a non-empty string of at most 255 characters).
         """
         state = await self._load(str(instance_id))
         token = _open_token(state, "human", step=step_name)
@@ -274,7 +280,11 @@ class Engine(EngineSignals):
         Raises:
             InstanceNotFoundError: unknown (or another tenant's) instance.
             PermissionDeniedError: the user is no admin.
+            ValidationError: ``reason`` is no string, ``canceled_by`` no id.
         """
+        if not isinstance(reason, str):
+            raise ValidationError(f"a cancel reason is a string, got {type(reason).__name__}")
+        check_name(canceled_by, "canceled_by")
         iid = str(instance_id)
         before = await self._load(iid)
         if user is not None:
@@ -341,6 +351,7 @@ class Engine(EngineSignals):
             ValidationError: an empty name or entity id, a time without a time zone, or a
                 payload that is not a JSON object within the size limit.
         """
+        check_name(tenant_id, "tenant_id")
         now = self.clock.now()
         entry = event_entry(
             name, entity_id, at=at, payload=self._payload(payload or {}, "event payload"), tenant_id=tenant_id, now=now
@@ -458,6 +469,7 @@ class Engine(EngineSignals):
     ) -> WorkflowInstance:
         step = self._definition(state).steps[token.step]
         assert isinstance(step, BaseHumanStep)
+        check_name(user_id, "user_id")
         changes = self._payload(data, "form data")
         step.validate_form(changes)
         return await self._resume(state, token, changes=changes, output=changes, completed_by=user_id)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flowstar.model.enums import StepType
+from flowstar.model.errors import ValidationError
 from flowstar.model.steps import BaseStep
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ class StepGroup(BaseStep):
     step_type: ClassVar[StepType] = StepType.MACHINE
 
     def __init__(self, *steps: BaseStep, name: str | None = None, description: str | None = None) -> None:
+        for step in steps:
+            if not isinstance(step, BaseStep):
+                raise ValidationError(f"a step group holds steps, got {step!r}")
         self.steps: tuple[BaseStep, ...] = steps
         super().__init__(name, description)
         if not name and not self.name_explicit:

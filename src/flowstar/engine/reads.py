@@ -126,8 +126,14 @@ class EngineReads:
         ]
 
     async def get_history(self, instance_id: UUID | str) -> list[StepRecord]:
-        """Every step execution of the instance, in order."""
-        return await self.store.step_records(str(instance_id))
+        """Every step execution of the instance, in order.
+
+        Raises:
+            InstanceNotFoundError: no such instance (the same on every store, also for an
+                id that is no UUID).
+        """
+        state = await self._load(str(instance_id))
+        return await self.store.step_records(state.id)
 
     async def list_instances(
         self,

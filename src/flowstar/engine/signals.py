@@ -86,7 +86,7 @@ class EngineSignals(EngineTasks):
         entry = SignalEntry(
             id=new_id(),
             kind="signal",
-            name=signal_name(name, "signal"),
+            name=signal_name(name, "signal name"),
             tenant_id=tenant_id,
             instance_id=target,
             payload=self._payload(payload or {}, "signal payload"),
@@ -195,7 +195,8 @@ def event_key(definition: WorkflowDefinition, entry: SignalEntry) -> str:
 
 def signal_name(value: str, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 255:
-        raise ValidationError(f"a {what} is a string of 1 to 255 characters")
+        shown = f"{len(value)} characters" if isinstance(value, str) and value else repr(value)
+        raise ValidationError(f"the {what} must be a string of 1 to 255 characters, got {shown}")
     return value
 
 
@@ -214,7 +215,7 @@ def event_entry(
     return SignalEntry(
         id=new_id(),
         kind="event",
-        name=signal_name(name, "event"),
+        name=signal_name(name, "event name"),
         tenant_id=tenant_id,
         entity_id=signal_name(str(entity_id), "entity id"),
         payload=payload,

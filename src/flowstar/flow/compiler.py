@@ -116,6 +116,7 @@ def step(
     )
     if timeout is not None:
         seconds_of(timeout, "step timeout")  # refuse a bad timeout where it is written
+    _check_retry(retry, "@step(retry=...)")
 
     def mark(method: F) -> F:
         if not callable(method):
@@ -144,6 +145,16 @@ def compiled_workflow(definition: WorkflowDefinition) -> CompiledWorkflow | None
             if isinstance(compiled, CompiledWorkflow):
                 return compiled
     return None
+
+
+def _check_retry(retry: object, what: str) -> None:
+    if retry is not None and not isinstance(retry, Retry):
+        raise ValidationError(f"{what} takes a Retry(...), got {retry!r}")
+
+
+def _check_class(cls: object, what: str) -> None:
+    if not isinstance(cls, type):
+        raise ValidationError(f"{what} decorates a class with @step methods, not {cls!r}")
 
 
 def _snake(name: str) -> str:
@@ -321,7 +332,10 @@ def workflow(
             step after it and no ``next=``, a target that is no step, or a bad option.
     """
 
+    _check_retry(default_retry, "workflow(default_retry=...)")
+
     def decorate(cls: C) -> C:
+        _check_class(cls, f"@workflow({name!r})")
         compiled = _Compiler(cls, name, version, default_retry, None).compile()
         return _register(cls, compiled, registry)
 
@@ -352,7 +366,10 @@ def event_workflow(
     if not isinstance(event_name, str) or not event_name:
         raise ValidationError("event_workflow needs an event name")
 
+    _check_retry(default_retry, "event_workflow(default_retry=...)")
+
     def decorate(cls: C) -> C:
+        _check_class(cls, f"@event_workflow({event_name!r})")
         trigger = EventTrigger(event=event_name, offset_seconds=float(offset_minutes) * 60.0)
         compiled = _Compiler(cls, name or _snake(cls.__name__), version, default_retry, trigger).compile()
         return _register(cls, compiled, registry)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from flowstar.flow.compiler import CompiledWorkflow, compiled_workflow
-from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, WorkflowStatus
+from flowstar.model.enums import TERMINAL_WORKFLOW_STATUSES, WorkflowStatus, workflow_status
 from flowstar.model.errors import ValidationError, WorkflowNotFoundError
 
 if TYPE_CHECKING:
@@ -238,12 +238,16 @@ class FlowEngine:
         *,
         limit: int = 100,
     ) -> list[FlowRun]:
-        """The newest instances with ``status`` (one or several) of ``workflow`` (a name or class)."""
+        """The newest instances with ``status`` (one or several) of ``workflow`` (a name or class).
+
+        Raises:
+            ValidationError: a status that is none (the message lists them).
+        """
         statuses: list[WorkflowStatus] | None = None
         if isinstance(status, str):
-            statuses = [WorkflowStatus(status)]
+            statuses = [workflow_status(status)]
         elif status is not None:
-            statuses = [WorkflowStatus(s) for s in status]
+            statuses = [workflow_status(s) for s in status]
         name = self._definition(workflow).name if isinstance(workflow, type) else workflow
         page = await self.engine.find_instances(workflow_name=name, status=statuses, limit=limit)
         return [self._run(instance) for instance in page.items]

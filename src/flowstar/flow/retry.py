@@ -46,5 +46,5 @@ class Retry:
             backoff=self.backoff_factor,
             max_delay=seconds_of(self.max_delay, "max_delay"),
             jitter=self.jitter,
-            retry_on=tuple(self.retry_on),
+            retry_on=self.retry_on,
         )

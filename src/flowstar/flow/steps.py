@@ -158,6 +158,8 @@ def _schema_of_type(form: Any) -> dict[str, Any]:
     if callable(model_schema):  # pydantic
         return dict(model_schema())
     (ref,), components = msgspec.json.schema_components([form])
+    if "$ref" not in ref:  # int, str, list[...]: a value, not a form of named fields
+        raise TypeError(f"{form!r} is not a type with fields (a msgspec Struct, dataclass or pydantic model)")
     name = ref["$ref"].rsplit("/", 1)[-1]
     schema = dict(components.pop(name))
     if components:

@@ -27,6 +27,7 @@ from flowstar.model.errors import (
     TaskAlreadyCompletedError,
     TaskClaimedError,
     TaskNotFoundError,
+    ValidationError,
 )
 from flowstar.model.state import HumanTask, InstanceState
 
@@ -37,6 +38,7 @@ __all__ = [
     "check_claim",
     "check_complete",
     "check_instance",
+    "check_name",
     "check_reassign",
     "check_task",
     "check_unclaim",
@@ -66,6 +68,29 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     def name(self) -> str:
         """The name to show."""
         return self.display_name or self.id
+
+
+# Ids of users and tenants are stored in columns of this size.
+MAX_NAME_LENGTH = 255
+
+
+def check_name(value: str | None, what: str) -> str | None:
+    """``value``, a user's or tenant's id as a caller gives it (None: nobody, no tenant).
+
+    Checked where it enters, so that every store takes or refuses the same ids.
+
+    Raises:
+        ValidationError: not a string, empty, longer than 255 characters, or with a NUL.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(f"{what} has at most {MAX_NAME_LENGTH} characters, this one has {len(value)}")
+    if "\x00" in value:
+        raise ValidationError(f"{what} must not contain a NUL character")
+    return value
 
 
 def candidate_pairs(users: list[str], groups: list[str], assignee_group: str | None) -> tuple[tuple[str, str], ...]:

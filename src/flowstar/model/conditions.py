@@ -25,6 +25,9 @@ MAX_REPEAT = 10_000
 # No string, list or tuple an expression builds (by repetition or concatenation) may be
 # longer than this: "('x' * 10000) * 10000" would otherwise build 100 MB.
 MAX_SEQUENCE_LENGTH = 100_000
+# Expressions nest at most this deep: compiling and evaluating recurse once per level, so a
+# deeper one ("-" * 1990 + "1") would exhaust Python's stack instead of being refused.
+MAX_NESTING = 50
 
 _Eval = Callable[[Mapping[str, Any]], Any]
 
@@ -114,6 +117,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
 class _Compiler:
     def __init__(self, source: str) -> None:
         self.source = source
+        self.depth = 0
 
     def reject(self, node: ast.AST, what: str) -> UnsafeExpressionError:
         col = getattr(node, "col_offset", 0)
@@ -124,7 +128,13 @@ class _Compiler:
         handler = _HANDLERS.get(type(node))
         if handler is None:
             raise self.reject(node, f"{type(node).__name__} expressions are not allowed")
-        return handler(self, node)
+        if self.depth >= MAX_NESTING:
+            raise self.reject(node, f"nested more than {MAX_NESTING} levels deep")
+        self.depth += 1
+        try:
+            return handler(self, node)
+        finally:
+            self.depth -= 1
 
     def _constant(self, node: ast.Constant) -> _Eval:
         if not isinstance(node.value, str | int | float | bool | type(None)):
@@ -292,6 +302,8 @@ class Condition:
             tree = ast.parse(source.strip(), mode="eval")
         except SyntaxError as exc:
             raise UnsafeExpressionError(f"malformed condition {source!r}: {exc.msg}") from exc
+        except UnicodeEncodeError as exc:  # a lone surrogate cannot reach the parser
+            raise UnsafeExpressionError(f"malformed condition {source!r}: {exc.reason}") from exc
         self.source = source
         self._fn = _Compiler(source).compile(tree.body)
 

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from flowstar.model.conditions import Condition, ConditionEvaluationError
 from flowstar.model.enums import StepType
 from flowstar.model.errors import ValidationError
 from flowstar.model.gateways import BaseGateway
+from flowstar.model.retry import RetryPolicy
 from flowstar.model.semver import is_semver
 from flowstar.model.steps import (
     BaseStep,
@@ -22,12 +20,12 @@ from flowstar.model.steps import (
     adapt_step,
     check_against_schema,
     foreign_step_problem,
+    schema_problem,
     schema_validator,
 )
 
 if TYPE_CHECKING:
     from flowstar.model.context import WorkflowContext
-    from flowstar.model.retry import RetryPolicy
 
 __all__ = ["Edge", "EventTrigger", "Routing", "WorkflowDefinition", "WorkflowGraph"]
 
@@ -53,6 +51,10 @@ class Edge:
 
     ``condition`` is a safe expression string (compiled now: an unsafe or malformed one
     raises ``UnsafeExpressionError`` here) or a callable taking the ``WorkflowContext``.
+
+    Raises:
+        ValidationError: ``source`` or ``target`` is not a non-empty string, or
+            ``condition`` is neither a string, a callable nor None.
     """
 
     __slots__ = ("_compiled", "condition", "source", "target")
@@ -63,6 +65,14 @@ class Edge:
         target: str,
         condition: str | Callable[[WorkflowContext], bool] | None = None,
     ) -> None:
+        for role, name in (("source", source), ("target", target)):
+            if not isinstance(name, str) or not name:
+                raise ValidationError(f"an edge's {role} must be a step name (a non-empty string), got {name!r}")
+        if condition is not None and not isinstance(condition, str) and not callable(condition):
+            raise ValidationError(
+                f"edge {source!r} -> {target!r}: a condition is an expression string or a callable, "
+                f"got {type(condition).__name__}"
+            )
         self.source = source
         self.target = target
         self.condition = condition
@@ -169,8 +179,10 @@ class WorkflowDefinition:
     duplicates, no self-loops, no conditions out of a gateway, an edge to every target a
     gateway declares), ``initial_step`` is a step, ``terminal_steps`` is non-empty, names
     steps and has no outgoing edges, every step is reachable from the initial step, and
-    every non-terminal step has a way out.  Its identity (a non-empty ``name`` and a
-    semantic ``version``) is checked when it is registered, where it is used.
+    every non-terminal step has a way out (a path to a terminal step).  Fields of the wrong
+    type (``edges=None``, a string for ``terminal_steps``) are refused first.  Its identity
+    (a non-empty ``name`` and a semantic ``version``) is checked when it is registered,
+    where it is used.
 
     Raises:
         ValidationError: the definition has structural problems; ``.errors`` lists them all.
@@ -196,10 +208,13 @@ class WorkflowDefinition:
     trigger: EventTrigger | None = None
 
     def __post_init__(self) -> None:
+        shape = _shape_problems(self)
+        if shape:
+            raise ValidationError(f"workflow {self.name!r} {self.version} is invalid: " + "; ".join(shape), shape)
         steps: Any = self.steps
-        if not isinstance(steps, Mapping):
-            steps = {getattr(step, "name", ""): step for step in steps}
         self._name_problems: list[str] = []
+        if not isinstance(steps, Mapping):
+            steps = self._keyed(steps)
         self.steps = {key: self._named(key, step) for key, step in steps.items()}
         self.edges = list(self.edges)
         self.terminal_steps = set(self.terminal_steps)
@@ -210,6 +225,16 @@ class WorkflowDefinition:
             self.__dict__.pop(cached, None)
         if problems:
             raise ValidationError(f"workflow {self.name!r} {self.version} is invalid: " + "; ".join(problems), problems)
+
+    def _keyed(self, steps: Iterable[Any]) -> dict[str, Any]:
+        """A list of steps keyed by their names; a name given twice is a problem, not a loss."""
+        keyed: dict[str, Any] = {}
+        for step in steps:
+            name = getattr(step, "name", "")
+            if name in keyed:
+                self._name_problems.append(f"two steps are named {name!r}")
+            keyed[name] = step
+        return keyed
 
     def _named(self, key: str, step: Any) -> Any:
         """``step`` under ``key``: named after it unless it has a name of its own that differs."""
@@ -267,7 +292,9 @@ class WorkflowDefinition:
     def identity_problems(self) -> list[str]:
         """Problems of the name and version the definition is registered under."""
         problems: list[str] = []
-        if not self.name:
+        if not isinstance(self.name, str):
+            problems.append(f"workflow name must be a string, got {self.name!r}")
+        elif not self.name:
             problems.append("workflow name is empty")
         if not is_semver(self.version):
             problems.append(f"version {self.version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
@@ -281,7 +308,8 @@ class WorkflowDefinition:
         for key, step in self.steps.items():
             problems.extend(_step_problems(key, step))
         problems.extend(self._edge_problems())
-        problems.extend(_schema_problems(self.input_schema))
+        if (problem := schema_problem(self.input_schema, "input_schema")) is not None:
+            problems.append(problem)
         if not self.initial_step:
             problems.append("initial_step is not set")
         elif self.initial_step not in self.steps:
@@ -338,6 +366,10 @@ class WorkflowDefinition:
                 yield f"step {name!r} is unreachable from initial step {self.initial_step!r}"
             if self.terminal_steps and not (reachable & self.terminal_steps):
                 yield "no terminal step is reachable from the initial step"
+                return
+        for name in sorted(set(self.steps) - self.terminal_steps):
+            if graph.outgoing.get(name) and not (graph.reach[name] & self.terminal_steps):
+                yield f"step {name!r} cannot reach a terminal step: an instance there could never complete"
 
     def to_mermaid(self, current_step: str | None = None) -> str:
         """A MermaidJS flowchart of the workflow, optionally highlighting ``current_step``."""
@@ -365,19 +397,39 @@ class WorkflowDefinition:
         }
 
 
+def _shape_problems(definition: WorkflowDefinition) -> list[str]:
+    """Fields of the wrong type: the structural checks could not even read them."""
+    problems: list[str] = []
+    if not isinstance(definition.steps, Mapping) and not _is_collection(definition.steps):
+        problems.append(f"steps must be a dict of steps by name or a list of steps, got {definition.steps!r}")
+    if not _is_collection(definition.edges):
+        problems.append(f"edges must be a list of Edge, got {definition.edges!r}")
+    else:
+        problems.extend(
+            f"edges must be Edge objects, got {edge!r}" for edge in definition.edges if not isinstance(edge, Edge)
+        )
+    if not isinstance(definition.initial_step, str):
+        problems.append(f"initial_step must be a step name, got {definition.initial_step!r}")
+    terminals = definition.terminal_steps
+    if not _is_collection(terminals) or not all(isinstance(t, str) for t in terminals):
+        problems.append(f"terminal_steps must be a set of step names, got {terminals!r}")
+    if definition.routing not in ("edges", "commands"):
+        problems.append(f"routing must be 'edges' or 'commands', got {definition.routing!r}")
+    if definition.retry_policy is not None and not isinstance(definition.retry_policy, RetryPolicy):
+        problems.append(f"retry_policy must be a RetryPolicy, got {definition.retry_policy!r}")
+    if definition.trigger is not None and not isinstance(definition.trigger, EventTrigger):
+        problems.append(f"trigger must be an EventTrigger, got {definition.trigger!r}")
+    if not isinstance(definition.metadata, Mapping):
+        problems.append(f"metadata must be a dict, got {type(definition.metadata).__name__}")
+    return problems
+
+
+def _is_collection(value: object) -> bool:
+    """A list, tuple, set or other iterable of items (not a string, which iterates letters)."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
+
+
 def _step_problems(key: str, step: Any) -> list[str]:
     if not isinstance(step, BaseStep):  # what adapt_step could not wrap
         return [foreign_step_problem(key, step)]
     return step.problems()
-
-
-def _schema_problems(schema: Mapping[str, Any] | None) -> list[str]:
-    if schema is None:
-        return []
-    if not isinstance(schema, Mapping):
-        return [f"input_schema must be a JSON Schema object, got {type(schema).__name__}"]
-    try:
-        Draft202012Validator.check_schema(dict(schema))
-    except SchemaError as exc:
-        return [f"invalid input_schema: {exc.message}"]
-    return []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from flowstar.model.errors import ValidationError
+
 __all__ = [
     "ACTIVE_WORKFLOW_STATUSES",
     "TERMINAL_WORKFLOW_STATUSES",
@@ -11,6 +13,7 @@ __all__ = [
     "StepType",
     "TaskStatus",
     "WorkflowStatus",
+    "workflow_status",
 ]
 
 
@@ -60,3 +63,16 @@ class TaskStatus(StrEnum):
 
 TERMINAL_WORKFLOW_STATUSES = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELED})
 ACTIVE_WORKFLOW_STATUSES = frozenset({WorkflowStatus.PENDING, WorkflowStatus.RUNNING, WorkflowStatus.WAITING})
+
+
+def workflow_status(value: str) -> WorkflowStatus:
+    """``value`` (a status or its name) as a ``WorkflowStatus``.
+
+    Raises:
+        ValidationError: no status has that name (the message lists the names).
+    """
+    try:
+        return WorkflowStatus(value)
+    except ValueError:
+        names = ", ".join(status.value for status in WorkflowStatus)
+        raise ValidationError(f"unknown status {value!r}; one of {names}") from None

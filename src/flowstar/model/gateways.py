@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flowstar.model.conditions import Condition
 from flowstar.model.enums import StepType
+from flowstar.model.errors import ValidationError
 from flowstar.model.steps import BaseStep
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ class ExclusiveGateway(BaseGateway):
     ) -> None:
         super().__init__(name, description)
         self.branches: list[tuple[Callable[[Any], bool], str, str]] = []
+        if isinstance(branches, str) or not all(isinstance(b, tuple | list) and len(b) == 2 for b in branches):
+            raise ValidationError(f"gateway {name!r}: branches must be (condition, target) pairs, got {branches!r}")
         for condition, target in branches:
             if isinstance(condition, str):
                 compiled = Condition(condition)
@@ -87,6 +90,8 @@ class ParallelGateway(BaseGateway):
 
     def __init__(self, name: str, targets: Sequence[str], description: str | None = None) -> None:
         super().__init__(name, description)
+        if isinstance(targets, str):
+            raise ValidationError(f"gateway {name!r}: targets must be a list of step names, got {targets!r}")
         self.targets = list(targets)
 
     async def evaluate(self, context: WorkflowContext) -> str | list[str]:

@@ -50,7 +50,10 @@ class WorkflowRegistry:
         Raises:
             ValidationError: the definition has structural problems (all are listed), or a
                 different definition is already registered under the same name and version.
+            TypeError: ``definition`` is not a ``WorkflowDefinition``.
         """
+        if not isinstance(definition, WorkflowDefinition):
+            raise TypeError(f"register_definition takes a WorkflowDefinition, got {type(definition).__name__}")
         problems = definition.validate()  # structure again (it may have changed), and identity
         if problems:
             raise ValidationError(

@@ -17,7 +17,7 @@ SemverKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
 def is_semver(version: str) -> bool:
     """Whether ``version`` is a valid semantic version such as ``1.2.3`` or ``2.0.0-rc.1``."""
-    return bool(_SEMVER.match(version))
+    return isinstance(version, str) and bool(_SEMVER.match(version))
 
 
 def semver_key(version: str) -> SemverKey:

@@ -35,6 +35,7 @@ __all__ = [
     "adapt_step",
     "check_against_schema",
     "foreign_step_problem",
+    "schema_problem",
     "schema_validator",
 ]
 
@@ -258,11 +259,8 @@ class BaseHumanStep(BaseStep):
                 found.extend(escalation.problems(self.name))
             else:
                 found.append(f"step {self.name!r}: escalations must be Escalation objects, got {escalation!r}")
-        if self.form_schema is not None:
-            try:
-                Draft202012Validator.check_schema(dict(self.form_schema))
-            except SchemaError as exc:
-                found.append(f"step {self.name!r}: invalid form_schema: {exc.message}")
+        if (problem := schema_problem(self.form_schema, f"step {self.name!r}: form_schema")) is not None:
+            found.append(problem)
         return found
 
     def validate_form(self, data: Any) -> None:
@@ -316,6 +314,19 @@ class BaseHumanStep(BaseStep):
         for key in data:
             if not isinstance(key, str):
                 raise ValidationError(f"form field names must be strings, got {key!r}")
+
+
+def schema_problem(schema: Any, what: str) -> str | None:
+    """Why ``schema`` (None: no schema) is not a JSON Schema object, named ``what``."""
+    if schema is None:
+        return None
+    if not isinstance(schema, Mapping):
+        return f"{what} must be a JSON Schema object, got {type(schema).__name__}"
+    try:
+        Draft202012Validator.check_schema(dict(schema))
+    except SchemaError as exc:
+        return f"{what} is invalid: {exc.message}"
+    return None
 
 
 def schema_validator(schema: Mapping[str, Any]) -> Draft202012Validator:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from flowstar.model.errors import FormValidationError
 from flowstar.model.steps import BaseHumanStep
-from flowstar.web.ui.forms import build_fields, form_values, parse_form, render_form
+from flowstar.web.ui.forms import build_fields, form_values, parse_form, read_post, render_form
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -241,3 +243,63 @@ def test_engine_errors_shown_inline_with_input_kept() -> None:
 def test_no_schema_no_fields() -> None:
     assert build_fields(None) == []
     assert build_fields({"type": "string"}) == []
+
+
+def test_an_error_lands_on_the_row_it_names_when_an_earlier_row_was_left_empty() -> None:
+    fields = build_fields(SCHEMA)
+    # Row 0 left blank, row 1 missing its required item, row 2 complete, and the blank spare.
+    posted = {
+        "amount": ["1"],
+        "lines/0/item": [""],
+        "lines/0/qty": [""],
+        "lines/1/item": [""],
+        "lines/1/qty": ["4"],
+        "lines/2/item": ["pen"],
+        "lines/2/qty": ["1"],
+        "lines/3/item": [""],
+        "lines/3/qty": [""],
+    }
+    data, errors, shown = read_post(SCHEMA, posted)
+    assert errors == {}
+    assert data["lines"] == [{"qty": 4}, {"item": "pen", "qty": 1}]
+    with pytest.raises(FormValidationError) as info:
+        BaseHumanStep(name="s", form_schema=SCHEMA).validate_form(data)
+    assert "lines/0/item" in info.value.field_errors
+    # The page numbers its rows as the data does: the error is on the row holding qty 4.
+    assert {k: v for k, v in shown.items() if k.startswith("lines/")} == {
+        "lines/0/item": [""],
+        "lines/0/qty": ["4"],
+        "lines/1/item": ["pen"],
+        "lines/1/qty": ["1"],
+    }
+    page = str(render_form(fields, shown, info.value.field_errors))
+    assert 'value="4"' in tag(page, "f-lines--0--qty")
+    assert 'aria-invalid="true"' in tag(page, "f-lines--0--item")
+
+
+def test_a_form_posted_again_keeps_one_spare_row() -> None:
+    fields = build_fields(SCHEMA)
+    posted = {"lines/0/item": ["pen"], "lines/1/item": [""], "lines/1/qty": [""]}
+    for _ in range(3):  # each failed post shows the form again, which is posted again
+        _, _, posted = read_post(SCHEMA, posted)
+        page = str(render_form(fields, posted))
+        posted = {k: v for k, v in posted.items() if k.startswith("lines/")}
+        rows = set(re.findall(r'name="lines/(\d+)/item"', page))
+        assert rows == {"0", "1"}
+        posted["lines/1/item"] = [""]
+
+
+def test_rows_of_a_nested_list_are_numbered_like_the_data() -> None:
+    part = {"type": "object", "properties": {"n": {"type": "string"}}}
+    order = {"type": "object", "properties": {"ref": {"type": "string"}, "parts": {"type": "array", "items": part}}}
+    schema = {"type": "object", "properties": {"orders": {"type": "array", "items": order}}}
+    posted = {
+        "orders/0/ref": [""],
+        "orders/1/ref": ["A"],
+        "orders/1/parts/0/n": [""],
+        "orders/1/parts/5/n": ["x"],
+    }
+    data, errors, shown = read_post(schema, posted)
+    assert errors == {}
+    assert data == {"orders": [{"ref": "A", "parts": [{"n": "x"}]}]}
+    assert shown == {"orders/0/ref": ["A"], "orders/0/parts/0/n": ["x"]}

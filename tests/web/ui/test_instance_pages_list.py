@@ -139,7 +139,12 @@ async def test_filters_by_start_time(app_engine: Any, clock: ManualClock) -> Non
         assert listed_ids(await _list(client, "?created_after=2030-01-02T00:00")) == [str(late.id)]
         assert listed_ids(await _list(client, "?created_before=2030-01-02T00:00")) == [str(early.id)]
         # a plain date is midnight UTC; "from" includes the instant itself
-        assert listed_ids(await _list(client, "?created_after=2030-01-03")) == [str(late.id)]
+        page = await _list(client, "?created_after=2030-01-03")
+        assert listed_ids(page) == [str(late.id)]
+        # the datetime-local input cannot show a plain date: it shows its midnight
+        assert 'name="created_after" value="2030-01-03T00:00"' in page
+        page = await _list(client, "?created_before=2030-01-03T02:00:30%2B02:00")
+        assert 'name="created_before" value="2030-01-03T00:00:30"' in page  # in UTC, as labelled
         page = await _list(client, "?created_after=2030-01-01T00:00&created_before=2030-01-03T00:01")
         assert listed_ids(page) == [str(late.id), str(early.id)]
         assert 'value="2030-01-01T00:00"' in page

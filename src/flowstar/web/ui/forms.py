@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -29,6 +29,8 @@ __all__ = [
     "build_fields",
     "form_context",
     "form_values",
+    "Posted",
+    "compact_rows",
     "parse_form",
     "read_post",
     "render_form",
@@ -190,6 +192,44 @@ def _row_indexes(path: str, form: Iterable[str]) -> list[int]:
             if match:
                 found.add(int(match.group(1)))
     return sorted(found)
+
+
+def compact_rows(fields: list[Field], values: Mapping[str, list[str]]) -> FormValues:
+    """The posted strings with the empty rows of every list of objects dropped and the
+    others numbered from 0, so that row ``i`` on the page is item ``i`` of the data: the
+    engine's error paths ("/items/1/qty") then land on the row they name, and a form posted
+    again does not grow by its blank spare row."""
+    out = dict(values)
+    for f in fields:
+        _compact(f, out)
+    return out
+
+
+def _compact(f: Field, values: FormValues) -> None:
+    if f.kind == "object":
+        for child in f.children_at(f.path):
+            _compact(child, values)
+        return
+    if f.kind != "objects":
+        return
+    prefix = f"{f.path}/"
+    rows: dict[int, dict[str, list[str]]] = {}
+    for key in [k for k in values if k.startswith(prefix)]:
+        match = _ROW.match(key[len(prefix) :])
+        if match:
+            rows.setdefault(int(match.group(1)), {})[key[len(prefix) + match.end() :]] = values.pop(key)
+    kept = 0
+    for index in sorted(rows):
+        base = f"{prefix}{kept}/"
+        values.update({base + rest: strings for rest, strings in rows[index].items()})
+        children = f.children_at(f"{f.path}/{kept}")
+        for child in children:
+            _compact(child, values)
+        if _filled(parse_form(children, values)[0]):
+            kept += 1
+        else:
+            for key in [k for k in values if k.startswith(base)]:
+                del values[key]
 
 
 def _filled(value: dict[str, Any]) -> bool:
@@ -372,20 +412,29 @@ def form_context(
     }
 
 
-def read_post(
-    schema: Mapping[str, Any] | None, values: Mapping[str, list[str]]
-) -> tuple[dict[str, Any], dict[str, list[str]]]:
+class Posted(NamedTuple):
+    """A posted form read back: its data, the fields that could not be read, and the strings
+    to show again (``compact_rows``: row ``i`` is item ``i`` of the data)."""
+
+    data: dict[str, Any]
+    errors: dict[str, list[str]]
+    values: FormValues
+
+
+def read_post(schema: Mapping[str, Any] | None, values: Mapping[str, list[str]]) -> Posted:
     """The posted data per ``schema`` (or from the JSON textarea) and the unreadable fields."""
     fields = build_fields(schema)
     if fields:
-        return parse_form(fields, values)
+        shown = compact_rows(fields, values)
+        return Posted(*parse_form(fields, shown), shown)
+    shown = dict(values)
     try:
         data = _json((values.get(JSON_FIELD) or [""])[0].strip() or "{}")
     except ValueError:
-        return {}, {"": ["the data is not valid JSON"]}
+        return Posted({}, {"": ["the data is not valid JSON"]}, shown)
     if not isinstance(data, dict):
-        return {}, {"": ["the data must be a JSON object"]}
-    return data, {}
+        return Posted({}, {"": ["the data must be a JSON object"]}, shown)
+    return Posted(data, {}, shown)
 
 
 def _json(text: str) -> Any:

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from flowstar.engine.core import Engine
 from flowstar.model.access import User
 from flowstar.model.bulk import BulkFilter
-from flowstar.model.enums import WorkflowStatus
+from flowstar.model.enums import WorkflowStatus, workflow_status
 from flowstar.model.errors import ValidationError
 from flowstar.web.config import WebConfig
 from flowstar.web.deps import CurrentUser, EngineDep, WebConfigDep
@@ -61,14 +61,26 @@ class InstanceFilter:
         Raises:
             ValidationError: an unknown status or a time that is not one.
         """
-        if self.status and self.status not in _STATUSES:
-            raise ValidationError(f"unknown status {self.status!r}; one of {', '.join(_STATUSES)}")
         return {
             "workflow_name": self.workflow or None,
-            "status": WorkflowStatus(self.status) if self.status else None,
+            "status": workflow_status(self.status) if self.status else None,
             "created_after": _moment(self.created_after, "started from"),
             "created_before": _moment(self.created_before, "started before"),
         }
+
+    def input_value(self, name: str) -> str:
+        """The time filter ``name`` as the page's datetime-local input shows it: in UTC, to
+        the minute (a plain date is its midnight); the text as given when it is no time,
+        so that the error beside it shows what was typed."""
+        text: str = getattr(self, name)
+        try:
+            moment = _moment(text, name)
+        except ValidationError:
+            return text
+        if moment is None:
+            return ""
+        moment = moment.astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S" if moment.second else "%Y-%m-%dT%H:%M")
 
     def bulk_filter(self) -> BulkFilter:
         """The same filters for a bulk operation ("act on every matching instance").

@@ -96,8 +96,7 @@ async def start(
     definition = await _definition_or_answer(name, engine, current_user, web_config)
     if isinstance(definition, (Template, Redirect)):
         return definition
-    values = posted_fields(await request.form())
-    data, errors = read_post(definition.input_schema, values)
+    data, errors, values = read_post(definition.input_schema, posted_fields(await request.form()))
     if not errors:
         try:
             instance = await engine.start_workflow(

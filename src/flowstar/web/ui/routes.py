@@ -307,8 +307,7 @@ async def complete(
     found = await _task_or_answer(task_id, engine, current_user, web_config)
     if not isinstance(found, HumanTask):
         return found
-    values = posted_fields(await request.form())
-    data, errors = read_post(found.form_schema, values)
+    data, errors, values = read_post(found.form_schema, posted_fields(await request.form()))
     if not errors:
         user_id = None if current_user else ANONYMOUS
         try:
