@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from flowstar import ValidationError, WorkflowContext, WorkflowRegistry
+from flowstar import ContextSerializationError, ValidationError, WorkflowContext, WorkflowRegistry
 from flowstar.flow import (
     DictContext,
     complete,
@@ -224,3 +224,47 @@ async def test_inputs_of_a_human_step_come_from_the_data(registry: WorkflowRegis
     assert calls[-1] == ("again", 5)
     with pytest.raises(ValidationError, match="needs input 'reviewer_notes'"):
         await run_step(Inputs, "review", {})
+
+
+async def test_a_dict_context_writes_through_like_a_graph_steps_set(registry: WorkflowRegistry) -> None:
+    seen: dict[str, Any] = {}
+
+    @workflow("write_through", registry=registry)
+    class WriteThrough:
+        @step(start=True)
+        async def work(self):
+            ctx = get_context()
+            ctx.pair = (1, 2)
+            seen["pair"] = ctx.pair  # converted at once, as context.set does
+            try:
+                ctx.ratio = float("nan")
+            except ContextSerializationError as exc:  # refused on its line, nothing written
+                seen["refused"] = str(exc)
+            ctx["items"].append("pen")  # changed in place: written back after the step
+            ctx.meta["seen"] = True
+            _ = ctx.untouched  # read, not changed: not written
+            return complete()
+
+    data = {"items": ["book"], "meta": {}, "untouched": [1]}
+    _, context = await run_step(WriteThrough, "work", data)
+    assert seen["pair"] == [1, 2]
+    assert "context value for 'ratio'" in seen["refused"]
+    assert context.changes == {"pair": [1, 2], "items": ["book", "pen"], "meta": {"seen": True}}
+
+
+async def test_in_place_changes_of_a_dict_context_are_kept_on_every_store(flow_engine: Any, registry: Any) -> None:
+    @workflow("in_place", registry=registry)
+    class InPlace:
+        @step(start=True)
+        async def add(self):
+            get_context().lines.append("pen")
+            return goto(self.more)
+
+        @step()
+        async def more(self):
+            get_context()["lines"].append("ink")
+            return complete()
+
+    run = await flow_engine.start("in_place", lines=["book"])
+    assert run.status.value == "completed"
+    assert (await flow_engine.get(run.id)).data["lines"] == ["book", "pen", "ink"]

@@ -92,7 +92,7 @@ def goto(target: StepRef) -> Goto:
 
 def complete(**result: Any) -> Complete:
     """End the workflow as completed; ``result``'s items are merged into its data."""
-    return Complete(json_data(result, "complete() result"))
+    return Complete(json_data(result, "complete() result") if result else {})
 
 
 def fail(reason: str) -> Fail:

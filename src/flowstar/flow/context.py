@@ -5,8 +5,8 @@ installed), a msgspec ``Struct`` or a dataclass.  Before each step its fields ar
 the instance data and validated; after the step the fields are written back, and only the
 values that changed are recorded, so the commit carries exactly what the step did.  Data
 keys that are not fields of the ``Context`` (a signal's extra payload, ``_wakeup``) stay in
-the raw data.  Without a ``Context`` the step gets a ``DictContext``: the data itself, with
-attribute access.
+the raw data.  Without a ``Context`` the step gets a ``DictContext``: a view of the step's
+data with attribute access, written through as a graph step's ``context.set`` is.
 """
 
 from __future__ import annotations
@@ -50,35 +50,61 @@ class DictContext(MutableMapping[str, Any]):
 
     ``ctx.total`` and ``ctx["total"]`` read the same value; a missing attribute raises
     ``AttributeError``.  Deleting a key stores ``None`` under it (instance data only grows).
+
+    Inside a step it is a view of the step's ``WorkflowContext``, as a graph step sees it: an
+    assignment is ``context.set`` (so a value that is not JSON data is refused on its line,
+    and a tuple reads back as a list at once), and a list or dict read from it and changed in
+    place is written back when the step returns.  Built from a mapping, it holds a copy.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_before", "_context", "_data")
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
+        object.__setattr__(self, "_context", None)
+        object.__setattr__(self, "_before", {})
+
+    @classmethod
+    def of(cls, context: WorkflowContext) -> DictContext:
+        """The view of a running step's ``context``."""
+        # Through the slots' own setters (``__setattr__`` writes data keys): there is one
+        # view per step, and they take half the time of object.__setattr__.
+        view = cls.__new__(cls)
+        _set_data(view, context.data)
+        _set_context(view, context)
+        _set_before(view, {})
+        return view
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self._data[name]
+            return self[name]
         except KeyError:
             raise AttributeError(f"the workflow data has no {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._data[name] = value
+        self[name] = value
 
     def __delattr__(self, name: str) -> None:
         del self[name]
 
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        value = self._data[key]
+        if self._context is not None and type(value) in _CONTAINERS and key not in self._before:
+            # What it was, to tell after the step whether it changed in place.
+            self._before[key] = msgspec.json.decode(msgspec.json.encode(value))
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = value
+        if self._context is None:
+            self._data[key] = value
+        else:
+            self._context.set(key, value)
+            self._before.pop(key, None)
 
     def __delitem__(self, key: str) -> None:
         if key not in self._data:
             raise KeyError(key)
-        self._data[key] = None
+        self[key] = None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -91,7 +117,19 @@ class DictContext(MutableMapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """A shallow copy of the data."""
-        return dict(self._data)
+        return {key: self[key] for key in self._data}
+
+    def changed_in_place(self) -> dict[str, Any]:
+        """The lists and dicts read from the view that the step changed without assigning them."""
+        if not self._before:
+            return {}
+        return {key: self._data[key] for key, before in self._before.items() if self._data.get(key) != before}
+
+
+_CONTAINERS = (list, dict)
+_set_data = DictContext._data.__set__  # type: ignore[attr-defined]
+_set_context = DictContext._context.__set__  # type: ignore[attr-defined]
+_set_before = DictContext._before.__set__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -201,8 +239,19 @@ class ContextModel:
 
     # -- data -> context -> data --------------------------------------------------------
 
+    def bind(self, context: WorkflowContext) -> Any:
+        """The context a running step changes: a view of ``context`` (``DictContext.of``),
+        or the ``Context`` loaded from its data.
+
+        Raises:
+            ValidationError: the data does not fit the ``Context``.
+        """
+        if self.cls is None:
+            return DictContext.of(context)
+        return self.load(context.data)
+
     def load(self, data: Mapping[str, Any]) -> Any:
-        """The context for ``data``: its ``Context`` fields, validated.
+        """The context for ``data`` (a copy): its ``Context`` fields, validated.
 
         Raises:
             ValidationError: the data does not fit the ``Context``.
@@ -251,13 +300,11 @@ class ContextModel:
     def changes(self, before: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """What to write back to the data: each dumped value that differs from ``before``.
 
-        A ``DictContext``'s values are compared as they are: the runtime's
-        ``WorkflowContext.update`` checks and converts the changed ones (a value that only
-        converts to what was there, a tuple for a list, is written again unchanged).
+        A ``DictContext`` view wrote its assignments already: what is left are the values
+        it handed out and the step changed in place.
         """
         if isinstance(context, DictContext):
-            current = context.to_dict()
-            return {key: value for key, value in current.items() if before.get(key, _MISSING) != value}
+            return context.changed_in_place()
         after = self.dump(context)
         if self.cls is not None:
             # Assignments are not checked (not by msgspec or dataclasses, nor by pydantic
@@ -335,7 +382,8 @@ class StepScope:
 
     Attributes:
         context: the typed (or dict) context the step changes.
-        data: the instance data as the step found it (read-only by convention).
+        data: the step's instance data (read-only by convention): a ``DictContext``'s
+            assignments show in it at once, a typed ``Context``'s when the step returns.
         workflow_context: the runtime's context (instance id, tenant, user, history).
     """
 

@@ -65,8 +65,8 @@ class MethodCall:
         if self.builds_event_context:
             self._event_context(context)
         data = context.data
-        typed = self.model.load(data)
-        kwargs = self._kwargs(step_name, data)
+        typed = self.model.bind(context)
+        kwargs = self._kwargs(step_name, data) if self.inputs else {}
         bound = getattr(self.workflow_class(), self.method.__name__)
         token = enter(StepScope(typed, MappingProxyType(data), context))
         try:
@@ -77,7 +77,9 @@ class MethodCall:
                 result = await asyncio.to_thread(bound, **kwargs)
         finally:
             leave(token)
-        context.update(self.model.changes(data, typed))
+        changes = self.model.changes(data, typed)
+        if changes:
+            context.update(changes)
         return self._command(step_name, result)
 
     def _event_context(self, context: WorkflowContext) -> None:
