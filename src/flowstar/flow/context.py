@@ -15,9 +15,10 @@ import dataclasses
 import inspect
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -81,12 +82,6 @@ class DictContext(MutableMapping[str, Any]):
         except KeyError:
             raise AttributeError(f"the workflow data has no {name!r}") from None
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
-
-    def __delattr__(self, name: str) -> None:
-        del self[name]
-
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]
         if self._context is not None and type(value) in _CONTAINERS and key not in self._before:
@@ -105,6 +100,11 @@ class DictContext(MutableMapping[str, Any]):
         if key not in self._data:
             raise KeyError(key)
         self[key] = None
+
+    # An attribute is its key (``ctx.total = 1`` is ``ctx["total"] = 1``): the item methods
+    # themselves, not methods calling them, as every assignment in a step goes through here.
+    __setattr__ = __setitem__
+    __delattr__ = __delitem__
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -376,23 +376,30 @@ def _accepted(params: Mapping[str, inspect.Parameter], values: Mapping[str, Any]
     return {k: v for k, v in values.items() if k in params}
 
 
-@dataclass
 class StepScope:
     """What ``get_context()`` and friends read while a step runs.
 
     Attributes:
         context: the typed (or dict) context the step changes.
-        data: the step's instance data (read-only by convention): a ``DictContext``'s
-            assignments show in it at once, a typed ``Context``'s when the step returns.
         workflow_context: the runtime's context (instance id, tenant, user, history).
     """
 
-    context: Any
-    data: Mapping[str, Any]
-    workflow_context: WorkflowContext
+    # A plain slotted class: one is made per code-first step, and a dataclass costs more.
+    __slots__ = ("context", "workflow_context")
+
+    def __init__(self, context: Any, workflow_context: WorkflowContext) -> None:
+        self.context = context
+        self.workflow_context = workflow_context
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The step's instance data, read-only: a ``DictContext``'s assignments show in it at
+        once, a typed ``Context``'s when the step returns."""
+        return MappingProxyType(self.workflow_context.data)
 
 
 _scope: ContextVar[StepScope | None] = ContextVar("flowstar_flow_step", default=None)
+_OUTSIDE_A_STEP = "get_context() is only available inside a running @step"
 
 
 def current_scope() -> StepScope:
@@ -403,14 +410,22 @@ def current_scope() -> StepScope:
     """
     scope = _scope.get()
     if scope is None:
-        raise RuntimeError("get_context() is only available inside a running @step")
+        raise RuntimeError(_OUTSIDE_A_STEP)
     return scope
 
 
 def get_context() -> Any:
     """The running step's context: an instance of the workflow's ``Context`` (or a
-    ``DictContext``).  Change its fields; they are saved when the step returns."""
-    return current_scope().context
+    ``DictContext``).  Change its fields; they are saved when the step returns.
+
+    Raises:
+        RuntimeError: no code-first step is running in this context.
+    """
+    # current_scope() inlined: steps call this once or more each, on their hot path.
+    scope = _scope.get()
+    if scope is None:
+        raise RuntimeError(_OUTSIDE_A_STEP)
+    return scope.context
 
 
 def current_data() -> Mapping[str, Any]:
@@ -418,11 +433,7 @@ def current_data() -> Mapping[str, Any]:
     return current_scope().data
 
 
-def enter(scope: StepScope) -> Any:
-    """Make ``scope`` the running step's (returns the token for ``leave``)."""
-    return _scope.set(scope)
-
-
-def leave(token: Any) -> None:
-    """Undo ``enter``."""
-    _scope.reset(token)
+# Make a scope the running step's (returning the token) and undo it: the ContextVar's own
+# methods, with no Python frame around them (MethodCall.run calls both for every step).
+enter: Callable[[StepScope], Token[StepScope | None]] = _scope.set
+leave: Callable[[Token[StepScope | None]], None] = _scope.reset

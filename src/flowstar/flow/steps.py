@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from flowstar.flow.context import EVENT_KEY, ContextModel, EventInfo, StepScope, enter, leave
-from flowstar.model.commands import COMMAND_TYPES, Fail, StartChild, Wait
+from flowstar.model.commands import COMMAND_TYPES, Complete, Fail, Goto, Sleep, StartChild, Wait
 from flowstar.model.errors import ValidationError
 from flowstar.model.steps import BaseHumanStep, BaseMachineStep
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["FlowHumanStep", "FlowMachineStep", "MethodCall", "form_schema_of", "input_parameters"]
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
+_NO_INPUTS: Mapping[str, Any] = MappingProxyType({})
+# The commands a step's return value is as it is (a wait or a child start gets its default
+# next step): asked by exact type first, as most steps return one of these.
+_FINAL_COMMANDS = frozenset({Goto, Complete, Fail, Sleep})
 
 
 @dataclass
@@ -66,9 +70,9 @@ class MethodCall:
             self._event_context(context)
         data = context.data
         typed = self.model.bind(context)
-        kwargs = self._kwargs(step_name, data) if self.inputs else {}
+        kwargs = self._kwargs(step_name, data) if self.inputs else _NO_INPUTS
         bound = getattr(self.workflow_class(), self.method.__name__)
-        token = enter(StepScope(typed, MappingProxyType(data), context))
+        token = enter(StepScope(typed, context))
         try:
             if self.is_async:
                 result = await bound(**kwargs)
@@ -80,6 +84,8 @@ class MethodCall:
         changes = self.model.changes(data, typed)
         if changes:
             context.update(changes)
+        if type(result) in _FINAL_COMMANDS:
+            return result
         return self._command(step_name, result)
 
     def _event_context(self, context: WorkflowContext) -> None:
@@ -213,9 +219,10 @@ class FlowMachineStep(BaseMachineStep):
         super().__init__(name, description, retry_policy=retry_policy, timeout=timeout)
         self.call = call
 
-    async def execute(self, context: WorkflowContext) -> Any:
+    def execute(self, context: WorkflowContext) -> Coroutine[Any, Any, Any]:
         """Run the method and return its command."""
-        return await self.call.run(self.name, context)
+        # The method call's own coroutine, not one that awaits it: a coroutine less per step.
+        return self.call.run(self.name, context)
 
 
 class FlowHumanStep(BaseHumanStep):
