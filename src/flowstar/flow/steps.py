@@ -84,8 +84,6 @@ class MethodCall:
         changes = self.model.changes(data, typed)
         if changes:
             context.update(changes)
-        if type(result) in _FINAL_COMMANDS:
-            return result
         return self._command(step_name, result)
 
     def _event_context(self, context: WorkflowContext) -> None:
@@ -110,6 +108,8 @@ class MethodCall:
         return kwargs
 
     def _command(self, step_name: str, result: Any) -> Any:
+        if type(result) in _FINAL_COMMANDS:
+            return result
         if result is None:
             return Fail(f"step {step_name!r} returned no command: return goto(), complete(), fail(), sleep() or a wait")
         if not isinstance(result, COMMAND_TYPES):
